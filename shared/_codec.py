@@ -1,0 +1,187 @@
+"""The wire format, in one place: CloudEvents over Pub/Sub, binary content mode.
+
+Message data is the JSON of the event's data; the envelope travels as attributes
+(CloudEvents Pub/Sub protocol binding): ``ce-specversion``, ``ce-id``, ``ce-type``,
+``ce-source``, ``ce-time``, ``ce-subject`` (when the event has one), ``ce-datacontenttype``,
+and the extensions ``ce-correlationid``, ``ce-traceparent`` and ``ce-tracestate``
+(the CloudEvents distributed-tracing extension). Any producer in any language that writes these
+attributes and JSON data is a valid producer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+
+from shared.errors import MalformedMessageError
+from shared.events import Event, EventRegistry
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+ATTR_PREFIX = "ce-"
+ATTR_ID = "ce-id"
+ATTR_TYPE = "ce-type"
+ATTR_SOURCE = "ce-source"
+ATTR_TIME = "ce-time"
+ATTR_SUBJECT = "ce-subject"
+ATTR_SPECVERSION = "ce-specversion"
+ATTR_CONTENT_TYPE = "ce-datacontenttype"
+ATTR_CORRELATION = "ce-correlationid"
+ATTR_TRACEPARENT = "ce-traceparent"
+ATTR_TRACESTATE = "ce-tracestate"
+
+# Set by the toolkit when it dead-letters a message itself; the emulator and GCP add their own
+# CloudPubSubDeadLetterSource* attributes when *they* dead-letter after max attempts.
+ATTR_DLQ_REASON = "pubsubkit-dlq-reason"
+ATTR_DLQ_CONSUMER = "pubsubkit-dlq-consumer"
+ATTR_DLQ_SUBSCRIPTION = "pubsubkit-dlq-subscription"
+ATTR_DLQ_MESSAGE_ID = "pubsubkit-dlq-message-id"
+ATTR_DLQ_ATTEMPT = "pubsubkit-dlq-attempt"
+
+
+@dataclasses.dataclass(frozen=True)
+class Envelope:
+    """The CloudEvents context of one event: everything but its data."""
+
+    id: str
+    type: str
+    source: str
+    time: datetime
+    subject: str | None = None
+    correlation_id: str | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+    specversion: str = SPECVERSION
+    datacontenttype: str = CONTENT_TYPE
+
+    @property
+    def trace_id(self) -> str | None:
+        """The W3C trace id carried in ``traceparent``, if any."""
+        parts = (self.traceparent or "").split("-")
+        return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+
+def new_envelope(
+    event: Event,
+    *,
+    source: str,
+    event_id: str | None = None,
+    time: datetime | None = None,
+    correlation_id: str | None = None,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
+) -> Envelope:
+    event_id = event_id or str(uuid.uuid4())
+    return Envelope(
+        id=event_id,
+        type=event.event_type,
+        source=source,
+        time=time or datetime.now(timezone.utc),
+        subject=event.subject,
+        # A new chain of events starts its correlation at its first event.
+        correlation_id=correlation_id or event_id,
+        traceparent=traceparent,
+        tracestate=tracestate,
+    )
+
+
+def encode(event: Event, envelope: Envelope) -> tuple[bytes, dict[str, str]]:
+    """Serialize ``event`` to message data and attributes."""
+    data = event.model_dump_json(by_alias=True).encode("utf-8")
+    attributes = {
+        ATTR_SPECVERSION: envelope.specversion,
+        ATTR_ID: envelope.id,
+        ATTR_TYPE: envelope.type,
+        ATTR_SOURCE: envelope.source,
+        ATTR_TIME: _format_time(envelope.time),
+        ATTR_CONTENT_TYPE: envelope.datacontenttype,
+    }
+    optional = {
+        ATTR_SUBJECT: envelope.subject,
+        ATTR_CORRELATION: envelope.correlation_id,
+        ATTR_TRACEPARENT: envelope.traceparent,
+        ATTR_TRACESTATE: envelope.tracestate,
+    }
+    attributes.update({k: v for k, v in optional.items() if v})
+    return data, attributes
+
+
+def decode_envelope(attributes: Mapping[str, str]) -> Envelope:
+    """Read the CloudEvents context from message attributes.
+
+    Raises:
+        MalformedMessageError: a required attribute is missing or unreadable.
+    """
+    missing = [a for a in (ATTR_ID, ATTR_TYPE, ATTR_SOURCE) if not attributes.get(a)]
+    if missing:
+        raise MalformedMessageError(
+            f"message is not a CloudEvent: missing attribute(s) {', '.join(missing)}"
+        )
+    specversion = attributes.get(ATTR_SPECVERSION, SPECVERSION)
+    if specversion != SPECVERSION:
+        raise MalformedMessageError(
+            f"unsupported CloudEvents specversion {specversion!r}; expected {SPECVERSION!r}"
+        )
+    content_type = attributes.get(ATTR_CONTENT_TYPE, CONTENT_TYPE)
+    if content_type.split(";")[0].strip() != CONTENT_TYPE:
+        raise MalformedMessageError(
+            f"unsupported ce-datacontenttype {content_type!r}; expected {CONTENT_TYPE!r}"
+        )
+    raw_time = attributes.get(ATTR_TIME)
+    try:
+        time = _parse_time(raw_time) if raw_time else datetime.now(timezone.utc)
+    except ValueError:
+        raise MalformedMessageError(
+            "ce-time is not an RFC 3339 timestamp (expected e.g. 2026-01-31T12:00:00Z)"
+        ) from None
+    return Envelope(
+        id=attributes[ATTR_ID],
+        type=attributes[ATTR_TYPE],
+        source=attributes[ATTR_SOURCE],
+        time=time,
+        subject=attributes.get(ATTR_SUBJECT),
+        correlation_id=attributes.get(ATTR_CORRELATION),
+        traceparent=attributes.get(ATTR_TRACEPARENT),
+        tracestate=attributes.get(ATTR_TRACESTATE),
+        specversion=specversion,
+        datacontenttype=content_type,
+    )
+
+
+def decode(
+    data: bytes, attributes: Mapping[str, str], registry: EventRegistry
+) -> tuple[Event, Envelope]:
+    """Turn message data and attributes into a typed event and its envelope.
+
+    Raises:
+        MalformedMessageError: not a CloudEvent, or data that is not JSON.
+        UnknownEventTypeError: ``ce-type`` is not in ``registry``.
+        EventValidationError: the data does not fit the model.
+    """
+    envelope = decode_envelope(attributes)
+    model_type = registry.model_for(envelope.type)  # unknown type before parsing the body
+    try:
+        payload = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise MalformedMessageError(f"{model_type.event_type}: message data is not JSON") from None
+    if not isinstance(payload, dict):
+        raise MalformedMessageError(
+            f"{model_type.event_type}: message data must be a JSON object, "
+            f"found {type(payload).__name__}"
+        )
+    return registry.parse(envelope.type, payload), envelope
+
+
+def _format_time(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

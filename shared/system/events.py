@@ -1,0 +1,76 @@
+"""Event contracts of the example system (data only; the envelope is added on publish)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events import Event, Sensitive, SensitiveKeys
+
+Id = Annotated[str, Field(min_length=1, max_length=128)]
+
+# Profile fields whose old and new values must never be stored or logged.
+SENSITIVE_PROFILE_FIELDS = ("email", "phone", "address")
+
+
+class PostLiked(Event):
+    """A user liked a post."""
+
+    event_type: ClassVar[str] = "post.liked.v1"
+    subject_field: ClassVar[str | None] = "post_id"
+    actor_field: ClassVar[str | None] = "liker_id"
+
+    post_id: Id
+    liker_id: Id
+    author_id: Id
+    liked_at: datetime
+
+
+class FieldChange(BaseModel):
+    """The old and new value of one changed profile field."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    old: Any = None
+    new: Any = None
+
+
+class UserUpdated(Event):
+    """A user's profile changed; ``changes`` maps each field to its old and new value."""
+
+    event_type: ClassVar[str] = "user.updated.v1"
+    subject_field: ClassVar[str | None] = "user_id"
+    actor_field: ClassVar[str | None] = "changed_by"
+
+    user_id: Id
+    changed_by: Id
+    changes: Annotated[dict[str, FieldChange], SensitiveKeys(*SENSITIVE_PROFILE_FIELDS)]
+    email: Annotated[str | None, Sensitive] = None
+
+
+class OrderDispatched(Event):
+    """An order left the warehouse."""
+
+    event_type: ClassVar[str] = "order.dispatched.v1"
+    subject_field: ClassVar[str | None] = "order_id"
+    actor_field: ClassVar[str | None] = "customer_id"
+
+    order_id: Id
+    customer_id: Id
+    carrier: Annotated[str, Field(min_length=1, max_length=64)]
+    dispatched_at: datetime
+
+
+class NotificationRequested(Event):
+    """Somebody should tell a customer something."""
+
+    event_type: ClassVar[str] = "notification.requested.v1"
+    subject_field: ClassVar[str | None] = "customer_id"
+    actor_field: ClassVar[str | None] = "customer_id"
+
+    customer_id: Id
+    channel: Literal["email", "sms", "push"]
+    template: Annotated[str, Field(min_length=1, max_length=64)]
+    order_id: Id | None = None
