@@ -1,0 +1,245 @@
+"""The embedded store: one SQLite file, shared safely by several processes on one machine.
+
+Used by local runs and tests. Write-ahead logging lets the functions served by
+``pubsub-kit dev`` (separate processes) and the demo's report read and write the same file;
+every check-then-write happens inside ``BEGIN IMMEDIATE``, so two processes racing for one
+claim cannot both win.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from shared.stores.base import DONE_RETENTION, AuditEntry, ClaimState, Store, check_key
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('claimed', 'done')),
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    event_id TEXT PRIMARY KEY,
+    event_type TEXT NOT NULL,
+    source TEXT NOT NULL,
+    time TEXT NOT NULL,
+    subject TEXT,
+    actor TEXT,
+    correlation_id TEXT,
+    data TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_subject ON audit (subject, time);
+CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time);
+CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
+CREATE TABLE IF NOT EXISTS counters (
+    collection TEXT NOT NULL,
+    key TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (collection, key, field)
+);
+CREATE TABLE IF NOT EXISTS applied (
+    token TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+"""
+
+
+class SqliteStore(Store):
+    """A :class:`Store` in one SQLite file.
+
+    Args:
+        path: the database file (created with its folder), or ``":memory:"`` for a private,
+            single-connection store in tests.
+        clock: seconds since the epoch; injectable so lease expiry can be tested exactly.
+    """
+
+    def __init__(self, path: str | Path, *, clock=time.time) -> None:  # type: ignore[no-untyped-def]
+        self.path = str(path)
+        self._clock = clock
+        self._local = threading.local()
+        self._shared: sqlite3.Connection | None = None
+        self._shared_lock = threading.Lock()
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self._shared_lock:
+            self._connection().executescript(_SCHEMA)  # runs outside BEGIN: it commits itself
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 30000")
+        if self.path != ":memory:":
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+        return db
+
+    def _connection(self) -> sqlite3.Connection:
+        if self.path == ":memory:":
+            # One connection for everyone: a second ":memory:" connection is another database.
+            if self._shared is None:
+                self._shared = self._connect()
+            return self._shared
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+        return db
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self.path == ":memory:":
+            with self._shared_lock:
+                yield from self._in_transaction(self._connection())
+        else:
+            yield from self._in_transaction(self._connection())
+
+    @staticmethod
+    def _in_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # -- idempotency -----------------------------------------------------------------------
+    def claim(self, key: str, lease: float) -> ClaimState:
+        check_key("claim key", key)
+        now = self._clock()
+        with self._transaction() as db:
+            row = db.execute("SELECT state, expires_at FROM claims WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                state, expires_at = row
+                if state == "done" and expires_at > now:
+                    return ClaimState.DONE
+                if state == "claimed" and expires_at > now:
+                    return ClaimState.BUSY
+            db.execute(
+                "INSERT OR REPLACE INTO claims (key, state, expires_at) VALUES (?, 'claimed', ?)",
+                (key, now + lease),
+            )
+            return ClaimState.ACQUIRED
+
+    def complete(self, key: str) -> None:
+        check_key("claim key", key)
+        now = self._clock()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO claims (key, state, expires_at) VALUES (?, 'done', ?)",
+                (key, now + DONE_RETENTION),
+            )
+            # Forget what no redelivery can reach any more; cheap thanks to the primary key.
+            db.execute("DELETE FROM claims WHERE state = 'done' AND expires_at < ?", (now,))
+
+    def release(self, key: str) -> None:
+        check_key("claim key", key)
+        with self._transaction() as db:
+            db.execute("DELETE FROM claims WHERE key = ? AND state = 'claimed'", (key,))
+
+    # -- audit log ------------------------------------------------------------------------
+    def record_audit(self, entry: AuditEntry) -> bool:
+        check_key("event id", entry.event_id)
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.event_id,
+                    entry.event_type,
+                    entry.source,
+                    _iso(entry.time),
+                    entry.subject,
+                    entry.actor,
+                    entry.correlation_id,
+                    json.dumps(entry.data, sort_keys=True),
+                    _iso(entry.recorded_at),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def query_audit(
+        self,
+        *,
+        subject: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEntry]:
+        clauses, params = [], []
+        for column, value in (("subject", subject), ("actor", actor)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            clauses.append("time >= ?")
+            params.append(_iso(since))
+        if until is not None:
+            clauses.append("time < ?")
+            params.append(_iso(until))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT * FROM audit {where} ORDER BY time, event_id LIMIT ?", (*params, limit)
+            ).fetchall()
+        return [
+            AuditEntry(
+                event_id=r[0],
+                event_type=r[1],
+                source=r[2],
+                time=datetime.fromisoformat(r[3]),
+                subject=r[4],
+                actor=r[5],
+                correlation_id=r[6],
+                data=json.loads(r[7]),
+                recorded_at=datetime.fromisoformat(r[8]),
+            )
+            for r in rows
+        ]
+
+    # -- idempotent effects ---------------------------------------------------------------
+    def increment(self, collection: str, key: str, field: str, amount: int = 1, *, once: str) -> bool:
+        check_key("once token", once)
+        now = self._clock()
+        with self._transaction() as db:
+            applied = db.execute(
+                "INSERT OR IGNORE INTO applied (token, expires_at) VALUES (?, ?)",
+                (f"{collection}/{once}", now + DONE_RETENTION),
+            )
+            if applied.rowcount == 0:
+                return False
+            db.execute(
+                "INSERT INTO counters (collection, key, field, value) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (collection, key, field) DO UPDATE SET value = value + excluded.value",
+                (collection, key, field, amount),
+            )
+            return True
+
+    def counters(self, collection: str, key: str) -> dict[str, int]:
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT field, value FROM counters WHERE collection = ? AND key = ? ORDER BY field",
+                (collection, key),
+            ).fetchall()
+        return dict(rows)
+
+    def close(self) -> None:
+        for db in (getattr(self._local, "db", None), self._shared):
+            if db is not None:
+                db.close()
+        self._local = threading.local()
+        self._shared = None
+
+
+def _iso(value: datetime) -> str:
+    # One fixed-width UTC form, so that text order is time order in SQL comparisons.
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
