@@ -1,0 +1,214 @@
+# pubsub-kit on Google Cloud: topics, push subscriptions with retry and dead-letter policies,
+# one private Cloud Function (2nd gen) per consumer, and the IAM that ties them together.
+#
+# Every topic, subscription and consumer comes from topology.json, generated from the Python
+# topology (`pubsub-kit topology export --terraform`); nothing here names one by hand.
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+
+  default_labels = merge({ app = "pubsub-kit" }, var.labels)
+}
+
+locals {
+  topology           = jsondecode(file("${path.module}/topology.json"))
+  topics             = local.topology.topics
+  subscriptions      = local.topology.subscriptions
+  dead_letter_topics = local.topology.dead_letter_topics
+  consumers          = local.topology.consumers
+
+  package_dir = startswith(var.package_dir, "/") ? var.package_dir : "${path.module}/${var.package_dir}"
+
+  uses_store = anytrue([for c in values(local.consumers) : c.uses_store])
+
+  apis = var.enable_apis ? toset([
+    "artifactregistry.googleapis.com", # function images
+    "cloudbuild.googleapis.com",       # function builds
+    "cloudfunctions.googleapis.com",
+    "cloudresourcemanager.googleapis.com", # project lookup and project-level IAM
+    "eventarc.googleapis.com",             # for --trigger-topic deployments of the same entry points
+    "firestore.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com", # functions run as Cloud Run services
+    "storage.googleapis.com",
+  ]) : toset([])
+
+  # Pub/Sub's own identity in this project: it forwards messages to dead-letter topics and signs
+  # the OIDC tokens of push requests.
+  pubsub_service_agent = "service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+  source_bucket_name = coalesce(var.source_bucket_name, "${var.project_id}-pubsub-kit-sources")
+
+  # The store's documents that carry an expire_at timestamp (see shared/stores/firestore.py).
+  ttl_collections = local.uses_store ? toset([
+    "${var.store_collection_prefix}_claims",
+    "${var.store_collection_prefix}_applied",
+  ]) : toset([])
+}
+
+# --- project ---------------------------------------------------------------------------------
+
+resource "google_project_service" "this" {
+  for_each = local.apis
+
+  project = var.project_id
+  service = each.key
+
+  # Another workload in the project may use the same API.
+  disable_on_destroy = false
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+
+  depends_on = [google_project_service.this]
+}
+
+# --- Firestore (idempotency keys, audit log) -------------------------------------------------
+
+resource "google_firestore_database" "this" {
+  for_each = var.create_firestore_database && local.uses_store ? toset(["(default)"]) : toset([])
+
+  project                 = var.project_id
+  name                    = each.key
+  location_id             = coalesce(var.firestore_location, var.region)
+  type                    = "FIRESTORE_NATIVE"
+  deletion_policy         = var.firestore_deletion_policy
+  delete_protection_state = var.firestore_delete_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+
+  depends_on = [google_project_service.this]
+}
+
+# Firestore deletes expired claims and applied tokens by itself (within about a day of expiry).
+resource "google_firestore_field" "expire_at" {
+  for_each = local.ttl_collections
+
+  project    = var.project_id
+  database   = "(default)"
+  collection = each.key
+  field      = "expire_at"
+
+  ttl_config {}
+
+  depends_on = [google_firestore_database.this]
+}
+
+# --- function sources ------------------------------------------------------------------------
+
+resource "google_storage_bucket" "sources" {
+  project  = var.project_id
+  name     = local.source_bucket_name
+  location = upper(coalesce(var.source_bucket_location, var.region))
+
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = var.source_bucket_force_destroy
+
+  versioning {
+    enabled = true
+  }
+
+  # Archives are replaced on every change (their name carries their hash); keep the old ones
+  # for a month, for rollbacks and audits, then let them go.
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# --- push identity ---------------------------------------------------------------------------
+
+# The only principal allowed to invoke the functions; Pub/Sub signs every push request as it.
+resource "google_service_account" "push_invoker" {
+  project      = var.project_id
+  account_id   = var.push_invoker_account_id
+  display_name = "pubsub-kit push invoker"
+  description  = "Identity in the OIDC token of Pub/Sub push requests to pubsub-kit functions; holds roles/run.invoker on each function, nothing else."
+
+  depends_on = [google_project_service.this]
+}
+
+# Pub/Sub mints the OIDC tokens as this account. Granted on the account itself, not the project.
+# (Required for projects created before April 2021; harmless for newer ones.)
+resource "google_service_account_iam_member" "push_token_creator" {
+  service_account_id = google_service_account.push_invoker.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${local.pubsub_service_agent}"
+}
+
+# --- topics and consumers --------------------------------------------------------------------
+
+module "topic" {
+  source   = "./modules/pubsub_topic"
+  for_each = local.topics
+
+  project_id                 = var.project_id
+  name                       = each.key
+  message_retention_duration = each.value.message_retention_duration
+  schema                     = lookup(var.topic_schemas, each.key, null)
+
+  depends_on = [google_project_service.this]
+}
+
+module "consumer" {
+  source   = "./modules/consumer"
+  for_each = local.consumers
+
+  project_id = var.project_id
+  region     = var.region
+  name       = each.key
+
+  function = {
+    entry_point     = each.value.entry_point
+    runtime         = each.value.runtime
+    memory          = each.value.memory
+    timeout_seconds = each.value.timeout_seconds
+    max_instances   = each.value.max_instances
+    min_instances   = each.value.min_instances
+    environment     = each.value.environment
+    publishes_to    = each.value.publishes_to
+    uses_store      = each.value.uses_store
+  }
+
+  subscriptions = {
+    for name, s in local.subscriptions : name => {
+      topic                   = s.topic
+      ack_deadline_seconds    = s.ack_deadline_seconds
+      max_delivery_attempts   = s.max_delivery_attempts
+      minimum_backoff         = s.minimum_backoff
+      maximum_backoff         = s.maximum_backoff
+      filter                  = s.filter
+      enable_message_ordering = s.enable_message_ordering
+      dead_letter_topic       = s.dead_letter_topic
+    } if s.consumer == each.key
+  }
+
+  dead_letter_topics = {
+    for name, d in local.dead_letter_topics : name => {
+      source_subscription = d.source_subscription
+    } if d.consumer == each.key
+  }
+
+  topic_ids             = { for name, t in module.topic : name => t.id }
+  source_bucket         = google_storage_bucket.sources.name
+  archive_path          = "${local.package_dir}/${each.key}.zip"
+  push_invoker_email    = google_service_account.push_invoker.email
+  pubsub_service_agent  = local.pubsub_service_agent
+  ingress_settings      = var.function_ingress_settings
+  environment           = var.function_environment
+  build_service_account = var.build_service_account
+
+  subscription_retention_duration = var.subscription_retention_duration
+  dead_letter_retention_duration  = var.dead_letter_retention_duration
+
+  depends_on = [google_project_service.this, google_firestore_database.this]
+}

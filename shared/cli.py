@@ -1,0 +1,259 @@
+"""``pubsub-kit``: provision, run, inspect and export the topology.
+
+    pubsub-kit provision                      create topics and subscriptions on the emulator
+    pubsub-kit dev                            run every function locally until Ctrl-C
+    pubsub-kit demo                           run the system, publish demo events, report
+    pubsub-kit topology export --terraform    write infra/topology.json
+    pubsub-kit schema                         write JSON Schemas and the AsyncAPI document
+    pubsub-kit dlq inspect SUBSCRIPTION       show dead letters and why
+    pubsub-kit dlq replay SUBSCRIPTION        publish dead letters to their topic again
+    pubsub-kit package                        build a deployable zip per function
+
+Every command takes ``--topology module:attribute`` (default ``shared.system.topology:TOPOLOGY``,
+or ``PUBSUB_KIT_TOPOLOGY``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared.errors import ToolkitError
+from shared.topology import Topology
+
+DEFAULT_TOPOLOGY = "shared.system.topology:TOPOLOGY"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TERRAFORM_EXPORT = REPO_ROOT / "infra" / "topology.json"
+
+
+def load_topology(spec: str) -> Topology:
+    """Import ``module:attribute`` and check it is a :class:`Topology`."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ToolkitError(f"--topology must look like 'package.module:NAME'; found {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ToolkitError(f"cannot import topology module {module_name!r}: {exc}") from None
+    topology = getattr(module, attribute, None)
+    if not isinstance(topology, Topology):
+        raise ToolkitError(f"{spec} is not a Topology (found {type(topology).__name__})")
+    return topology
+
+
+def terraform_json(topology: Topology) -> str:
+    """The exact text of ``infra/topology.json`` for ``topology``."""
+    return json.dumps(topology.to_terraform(), indent=2, sort_keys=True) + "\n"
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, found {text!r}") from None
+    if not 1024 <= value <= 65000:
+        raise argparse.ArgumentTypeError(f"expected a port from 1024 to 65000, found {value}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, found {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, found {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pubsub-kit", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--topology",
+        default=os.environ.get("PUBSUB_KIT_TOPOLOGY", DEFAULT_TOPOLOGY),
+        help="the topology as module:attribute (default %(default)s)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("provision", help="create the topology on the emulator, idempotently")
+    p.add_argument("--project", help="project id (default PUBSUB_PROJECT_ID)")
+
+    for name, text in (("dev", "run every function locally until Ctrl-C"),
+                       ("demo", "run the system locally, publish demo events, report")):
+        p = commands.add_parser(name, help=text)
+        p.add_argument("--port-base", type=_port, default=8090,
+                       help="port of the first function; the others follow (default 8090)")
+        if name == "demo":
+            p.add_argument("--keep-running", action="store_true",
+                           help="keep the system running after the report, until Ctrl-C")
+            p.add_argument("--timeout", type=_positive, default=120.0,
+                           help="seconds to wait for every event to settle (default 120)")
+        else:
+            p.add_argument("--project", default=os.environ.get("PUBSUB_PROJECT_ID", "pubsub-kit-local"),
+                           help="emulator project (default PUBSUB_PROJECT_ID or pubsub-kit-local)")
+
+    p = commands.add_parser("topology", help="show or export the topology")
+    sub = p.add_subparsers(dest="topology_command", required=True, metavar="ACTION")
+    export = sub.add_parser("export", help="write the Terraform input")
+    export.add_argument("--terraform", action="store_true", required=True,
+                        help="write the Terraform input JSON (the only export format)")
+    export.add_argument("--output", type=Path, default=TERRAFORM_EXPORT,
+                        help="file to write (default infra/topology.json)")
+    export.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if the file differs from a fresh export")
+    sub.add_parser("show", help="print topics, subscriptions and dead-letter topics")
+
+    p = commands.add_parser("schema", help="write JSON Schemas and the AsyncAPI document")
+    p.add_argument("--output-dir", type=Path, default=REPO_ROOT / "docs" / "contracts",
+                   help="folder to write (default docs/contracts)")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if the files differ from a fresh export")
+
+    p = commands.add_parser("dlq", help="inspect or replay dead-lettered messages")
+    sub = p.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    for action, text in (("inspect", "show dead letters without removing them"),
+                         ("replay", "publish dead letters to their topic again, then remove them")):
+        a = sub.add_parser(action, help=text)
+        a.add_argument("subscription", help="the source subscription, e.g. post-liked--audit_log")
+        a.add_argument("--project", help="project id (default PUBSUB_PROJECT_ID)")
+        a.add_argument("--max", type=int, default=100, help="at most this many messages")
+
+    p = commands.add_parser("package", help="build a deployable zip per function")
+    p.add_argument("--output-dir", type=Path, default=REPO_ROOT / "dist-functions",
+                   help="where to write <function>.zip (default dist-functions)")
+    p.add_argument("--function", action="append", dest="functions",
+                   help="package only this function (repeatable)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        topology = load_topology(args.topology)
+        return _run(args, topology)
+    except ToolkitError as exc:
+        print(f"pubsub-kit: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace, topology: Topology) -> int:
+    from shared.observability import configure_logging
+
+    if args.command == "provision":
+        from shared.provision import provision
+        from shared.publisher import project_id
+
+        configure_logging()
+        report = provision(topology, project=args.project or project_id())
+        print(
+            f"provisioned: {len(report.created)} created, {len(report.updated)} updated, "
+            f"{len(report.unchanged)} unchanged"
+        )
+        return 0
+    if args.command == "dev":
+        return _dev(topology, args.project, args.port_base)
+    if args.command == "demo":
+        from shared.demo import run_demo
+
+        return run_demo(topology, port_base=args.port_base, keep_running=args.keep_running,
+                        timeout=args.timeout)
+    if args.command == "topology":
+        return _topology(args, topology)
+    if args.command == "schema":
+        from shared.contracts import write_contracts
+
+        stale = write_contracts(topology, args.output_dir, check=args.check)
+        for path in stale:
+            print(f"{'differs' if args.check else 'wrote'}: {path}")
+        return 1 if args.check and stale else 0
+    if args.command == "dlq":
+        return _dlq(args, topology)
+    if args.command == "package":
+        from shared.package import build_packages
+
+        for path in build_packages(topology, args.output_dir, only=args.functions):
+            print(path)
+        return 0
+    raise AssertionError(args.command)  # argparse allows only the commands above
+
+
+def _topology(args: argparse.Namespace, topology: Topology) -> int:
+    if args.topology_command == "show":
+        for sub in sorted(topology.subscriptions.values(), key=lambda s: s.name):
+            c = sub.consumer
+            print(f"{sub.topic.name} -> {sub.name} -> {c.name} "
+                  f"(ack {c.ack_deadline}s, {c.max_delivery_attempts} attempts, "
+                  f"dead letters: {sub.dead_letter_topic}{', filter: ' + c.filter if c.filter else ''})")
+        return 0
+    text = terraform_json(topology)
+    if args.check:
+        current = args.output.read_text() if args.output.exists() else ""
+        if current != text:
+            print(f"{args.output} differs from the topology; run: pubsub-kit topology export --terraform",
+                  file=sys.stderr)
+            return 1
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _dlq(args: argparse.Namespace, topology: Topology) -> int:
+    from shared import dead_letter
+    from shared.publisher import project_id
+
+    project = args.project or project_id()
+    if args.dlq_command == "inspect":
+        letters = dead_letter.inspect(topology, args.subscription, project=project, max_messages=args.max)
+        for letter in letters:
+            print(json.dumps({
+                "message_id": letter.message_id,
+                "event_id": letter.event_id,
+                "event_type": letter.event_type,
+                "attempts": letter.attempts,
+                "reason": letter.reason,
+            }))
+        print(f"{len(letters)} dead letter(s) on {args.subscription}", file=sys.stderr)
+        return 0
+    count = dead_letter.replay(topology, args.subscription, project=project, max_messages=args.max)
+    print(f"replayed {count} message(s) to {topology.subscription(args.subscription).topic.name}")
+    return 0
+
+
+def _dev(topology: Topology, project: str, port_base: int) -> int:
+    from shared.demo import format_log_line
+    from shared.dev import STATE_DIR, LocalSystem
+
+    def on_line(name: str, line: str) -> None:
+        print(format_log_line(name, line), flush=True)
+
+    system = LocalSystem(topology, project=project, store_url=f"sqlite:///{STATE_DIR / 'dev.db'}",
+                         port_base=port_base, on_line=on_line)
+    try:
+        system.start()
+        for fn in system.functions.values():
+            print(f"{fn.name:<20} {fn.url}", flush=True)
+        print(f"delivering on project {project}; publish with PUBSUB_EMULATOR_HOST="
+              f"{system.env.get('PUBSUB_EMULATOR_HOST')} PUBSUB_PROJECT_ID={project}. Ctrl-C stops.",
+              flush=True)
+        import time
+
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        system.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

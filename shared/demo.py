@@ -1,0 +1,235 @@
+"""``pubsub-kit demo``: the example system running locally, with a realistic burst of events.
+
+It publishes likes, profile updates (with e-mail addresses, which must never reach the audit
+log), order dispatches, a duplicate, and three messages that can never succeed; waits until
+every consumer has settled; and reports what each service did.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any, TextIO
+
+from shared import _codec
+from shared.dead_letter import DeadLetter, inspect
+from shared.dev import LocalSystem
+from shared.publisher import Publisher
+from shared.stores import Store, open_store
+from shared.system.events import OrderDispatched, PostLiked, UserUpdated
+from shared.topology import Topology
+
+USERS = ["alice", "bob", "carol", "dan", "erin"]
+AFFINITY = "timeline_affinity"  # the collection functions/timeline_enrichment writes
+
+
+def format_log_line(name: str, line: str) -> str:
+    """One function log line as a short human line (JSON lines are summarised)."""
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return f"{name:<20} {line}"
+    if not isinstance(entry, dict):
+        return f"{name:<20} {line}"
+    parts = [f"{name:<20}", f"{entry.get('severity', ''):<7}", str(entry.get("message", ""))]
+    for key, label in (("event_id", "id"), ("attempt", "attempt"), ("reason", "reason")):
+        value = entry.get(key)
+        if value not in (None, ""):
+            text = str(value)
+            parts.append(f"{label}={text[:8] if key == 'event_id' else text}")
+    if "duration_ms" in entry:
+        parts.append(f"{entry['duration_ms']}ms")
+    if "error" in entry:
+        parts.append(f"error={entry['error']}")
+    return " ".join(parts)
+
+
+def demo_events(seed: int = 7) -> tuple[list[Any], dict[str, int]]:
+    """The burst of valid events, and how many of each the consumers should see."""
+    rng = random.Random(seed)
+    now = datetime.now(timezone.utc)
+    likes = []
+    for i in range(40):
+        liker, author = rng.sample(USERS, 2)
+        likes.append(
+            PostLiked(
+                post_id=f"post-{author}-{rng.randint(1, 5)}",
+                liker_id=liker,
+                author_id=author,
+                liked_at=now - timedelta(minutes=40 - i),
+            )
+        )
+    updates = [
+        UserUpdated(
+            user_id=user,
+            changed_by=user if i else "support-agent-7",
+            changes={
+                "email": {"old": f"{user}@old.example.com", "new": f"{user}@example.com"},
+                "display_name": {"old": user, "new": user.title()},
+            },
+            email=f"{user}@example.com",
+        )
+        for i, user in enumerate(USERS[:3])
+    ]
+    orders = [
+        OrderDispatched(order_id=f"order-{n}", customer_id=customer, carrier=carrier, dispatched_at=now)
+        for n, (customer, carrier) in enumerate(
+            [("alice", "dhl"), ("bob", "ups"), ("carol", "royal-mail"), ("dan", "pigeon-post")], 1001
+        )
+    ]
+    return [*likes, *updates, *orders], {"likes": len(likes), "updates": len(updates), "orders": len(orders)}
+
+
+def publish_burst(system: LocalSystem, topology: Topology, out: TextIO) -> dict[str, int]:
+    """Publish the demo burst; returns the counts the report is checked against."""
+    publisher = Publisher(topology, project=system.project, source="/services/demo")
+    events, counts = demo_events()
+    ids = publisher.publish_all(events)
+    # The first like again, with the same event id: a redelivery the consumers must absorb.
+    first = events[0]
+    duplicate_id = f"demo-dup-{uuid.uuid4()}"
+    publisher.publish(first, event_id=duplicate_id).result()
+    publisher.publish(first, event_id=duplicate_id).result()
+    # Two messages no consumer can ever handle: bad JSON, and an event type nobody declared.
+    raw = publisher.client
+    topic = publisher.topic_path("post-liked")
+    base = {
+        _codec.ATTR_SPECVERSION: "1.0",
+        _codec.ATTR_SOURCE: "/services/demo",
+        _codec.ATTR_CONTENT_TYPE: "application/json",
+    }
+    raw.publish(topic, b"{not json", **base, **{_codec.ATTR_ID: "demo-malformed", _codec.ATTR_TYPE: "post.liked.v1"}).result()
+    raw.publish(topic, b"{}", **base, **{_codec.ATTR_ID: "demo-unknown", _codec.ATTR_TYPE: "post.unliked.v1"}).result()
+    out.write(f"published {len(ids)} events, one of them twice, and 2 malformed messages\n")
+    # Audit: every valid event once (duplicates absorbed), plus the notifications for the 3
+    # dispatches with a known carrier. Dead letters: the 2 bad messages reach both consumers of
+    # post-liked, the unknown carrier one order_notifications.
+    return {
+        "audit": len(events) + 1 + (counts["orders"] - 1),
+        "dead_letters": 2 + 2 + 1,
+    }
+
+
+def wait_settled(
+    system: LocalSystem, topology: Topology, store: Store, expected: dict[str, int], timeout: float
+) -> tuple[int, list[DeadLetter]]:
+    deadline = time.monotonic() + timeout
+    audit: int = 0
+    letters: list[DeadLetter] = []
+    while time.monotonic() < deadline:
+        audit = len(store.query_audit(limit=10_000))
+        letters = all_dead_letters(system, topology)
+        if audit >= expected["audit"] and len(letters) >= expected["dead_letters"]:
+            break
+        time.sleep(0.5)
+    return audit, letters
+
+
+def all_dead_letters(system: LocalSystem, topology: Topology) -> list[DeadLetter]:
+    letters: list[DeadLetter] = []
+    for name in sorted(topology.subscriptions):
+        letters.extend(inspect(topology, name, project=system.project, timeout=2))
+    return letters
+
+
+def report(topology: Topology, store: Store, letters: list[DeadLetter], out: TextIO) -> None:
+    out.write("\n== Timeline affinity (likes given, by author) ==\n")
+    for user in USERS:
+        counts = store.counters(AFFINITY, user)
+        ranked = ", ".join(f"{a} {n}" for a, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        out.write(f"  {user:<6} -> {ranked or '(none)'}\n")
+    entries = store.query_audit(limit=10_000)
+    out.write(f"\n== Audit log: {len(entries)} entries ==\n")
+    by_type: dict[str, int] = {}
+    for entry in entries:
+        by_type[entry.event_type] = by_type.get(entry.event_type, 0) + 1
+    for event_type, n in sorted(by_type.items()):
+        out.write(f"  {event_type:<28} {n}\n")
+    out.write("  profile changes (sensitive values redacted):\n")
+    for entry in entries:
+        if entry.event_type == "user.updated.v1":
+            out.write(
+                f"    {entry.time:%H:%M:%S} {entry.actor} changed {entry.subject}: "
+                f"{json.dumps(entry.data['changes'], sort_keys=True)}\n"
+            )
+    out.write("  notifications and the dispatches that caused them (same correlation id):\n")
+    by_id = {e.event_id: e for e in entries}
+    for entry in entries:
+        if entry.event_type == "notification.requested.v1":
+            cause = next(
+                (e for e in by_id.values() if e.event_type == "order.dispatched.v1"
+                 and e.correlation_id == entry.correlation_id),
+                None,
+            )
+            out.write(
+                f"    {entry.subject} <- {cause.subject if cause else '?'} "
+                f"correlation={entry.correlation_id}\n"
+            )
+    out.write(f"\n== Dead letters: {len(letters)} ==\n")
+    for letter in letters:
+        out.write(
+            f"  {letter.subscription:<40} {letter.event_type or '?':<18} "
+            f"id={letter.event_id}: {letter.reason}\n"
+        )
+
+
+def run_demo(
+    topology: Topology, *, port_base: int, keep_running: bool, timeout: float, out: TextIO = sys.stdout
+) -> int:
+    """Run the system, publish the burst, report; 0 when everything settled as expected."""
+    from shared.dev import STATE_DIR
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    db = STATE_DIR / "demo.db"
+    for suffix in ("", "-wal", "-shm"):
+        (db.parent / (db.name + suffix)).unlink(missing_ok=True)
+    lock_out = threading.Lock()
+
+    def on_line(name: str, line: str) -> None:
+        with lock_out:
+            out.write(format_log_line(name, line) + "\n")
+            out.flush()
+
+    system = LocalSystem(
+        topology,
+        # A fresh emulator project per run: nothing left over from an earlier run interferes.
+        project=f"pubsub-kit-demo-{stamp}",
+        store_url=f"sqlite:///{db}",
+        port_base=port_base,
+        on_line=on_line,
+    )
+    out.write(f"starting the system (project {system.project}) ...\n")
+    try:
+        system.start()
+        for fn in system.functions.values():
+            out.write(f"  {fn.name:<20} {fn.url}\n")
+        expected = publish_burst(system, topology, out)
+        store = open_store(f"sqlite:///{db}")
+        audit, letters = wait_settled(system, topology, store, expected, timeout)
+        with lock_out:
+            report(topology, store, letters, out)
+            ok = audit == expected["audit"] and len(letters) == expected["dead_letters"]
+            out.write(
+                "\nall events settled as expected\n" if ok else
+                f"\nNOT SETTLED: audit {audit}/{expected['audit']}, "
+                f"dead letters {len(letters)}/{expected['dead_letters']}\n"
+            )
+        if keep_running:
+            out.write("\nstill running; Ctrl-C stops it\n")
+            _wait_for_interrupt()
+        return 0 if ok else 1
+    finally:
+        system.stop()
+
+
+def _wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass

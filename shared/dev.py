@@ -1,0 +1,334 @@
+"""The local runtime: the whole system on the emulator, each function on its own port.
+
+``pubsub-kit dev`` starts the emulator through ``emulator.sh``, provisions the topology, serves
+every consumer with functions-framework, and delivers each subscription's messages to its
+function the way GCP push does: the push body with ``deliveryAttempt`` and ``orderingKey``,
+2xx acks, anything else nacks so that the subscription's retry backoff and dead-letter policy
+apply.
+
+It pulls and POSTs itself instead of using the emulator's push, which gives up on an endpoint
+that refused connections and sends neither ``deliveryAttempt`` nor ``orderingKey``. A function
+that is down is not a failed delivery here: the message stays leased and is posted again once
+the function answers, so a consumer that is down loses nothing and burns no attempts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import http.client
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from shared._push import to_push_body
+from shared.delivery import RawMessage
+from shared.errors import ConfigurationError
+from shared.provision import provision
+from shared.topology import Topology
+from shared.worker import SubscriptionPump, WorkerSettings
+
+log = logging.getLogger("pubsub_kit.dev")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EMULATOR_SCRIPT = REPO_ROOT / "emulator.sh"
+STATE_DIR = REPO_ROOT / ".pubsub-kit"
+
+
+def emulator_running(which: str = "pubsub") -> bool:
+    done = subprocess.run(
+        ["bash", str(EMULATOR_SCRIPT), "status", which], capture_output=True, timeout=60
+    )
+    return done.returncode == 0
+
+
+def stop_emulator(which: str = "pubsub") -> None:
+    subprocess.run(["bash", str(EMULATOR_SCRIPT), "stop", which], capture_output=True, timeout=60)
+
+
+def emulator_env(which: str = "pubsub") -> dict[str, str]:
+    """Start ``which`` emulator(s) through emulator.sh (a no-op when running); its env lines.
+
+    Raises:
+        ConfigurationError: emulator.sh failed; its message says what is missing.
+    """
+    if not EMULATOR_SCRIPT.exists():
+        raise ConfigurationError(f"{EMULATOR_SCRIPT} not found: run from a pubsub-kit checkout")
+    done = subprocess.run(
+        ["bash", str(EMULATOR_SCRIPT), "start", which],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if done.returncode != 0:
+        raise ConfigurationError(f"emulator.sh start {which} failed: {done.stderr.strip()}")
+    return parse_exports(done.stdout)
+
+
+def parse_exports(text: str) -> dict[str, str]:
+    """``export A=b`` lines into a dict (what ``eval "$(./emulator.sh env)"`` would set)."""
+    env = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("export ") and "=" in line:
+            key, value = line[len("export ") :].split("=", 1)
+            env[key] = value.strip("'\"")
+    return env
+
+
+def free_port(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@dataclasses.dataclass
+class FunctionProcess:
+    """One consumer served by functions-framework."""
+
+    name: str
+    port: int
+    env: dict[str, str]
+    process: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self, on_line: Callable[[str, str], None]) -> None:
+        if not free_port(self.port):
+            raise ConfigurationError(
+                f"port {self.port} for function {self.name} is already in use; "
+                "pass another --port-base"
+            )
+        source = REPO_ROOT / "functions" / self.name / "main.py"
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "functions_framework",
+                "--source", str(source), "--target", self.name,
+                "--host", "127.0.0.1", "--port", str(self.port),
+            ],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,  # Ctrl-C in the terminal reaches us, not the function
+        )
+        threading.Thread(
+            target=_pump_lines, args=(self.name, self.process.stdout, on_line), daemon=True
+        ).start()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ConfigurationError(
+                    f"function {self.name} exited with {self.process.returncode} while starting; "
+                    "see its log lines above"
+                )
+            if not free_port(self.port):
+                return
+            time.sleep(0.1)
+        raise ConfigurationError(f"function {self.name} did not listen on {self.port} in {timeout} s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, 15)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, 9)
+            self.process.wait(timeout)
+
+
+def _pump_lines(name: str, stream: IO[str] | None, on_line: Callable[[str, str], None]) -> None:
+    if stream is None:
+        return
+    for line in stream:
+        on_line(name, line.rstrip("\n"))
+
+
+class HttpPusher:
+    """Delivers pulled messages to function URLs as GCP push does, one connection per thread."""
+
+    def __init__(self, stopping: threading.Event, request_timeout: float = 600.0) -> None:
+        self._local = threading.local()
+        self._stopping = stopping
+        self.request_timeout = request_timeout
+
+    def deliver(self, url: str, subscription_path: str, raw: RawMessage) -> bool:
+        """POST ``raw``; True on 2xx. While the function is unreachable, wait and try again."""
+        body = json.dumps(to_push_body(raw, subscription_path)).encode()
+        delay = 0.05
+        while not self._stopping.is_set():
+            try:
+                status = self._post(url, body)
+            except (ConnectionError, http.client.HTTPException, OSError, TimeoutError):
+                self._drop_connection(url)
+                # Not a delivery attempt: nobody received it. Keep the lease and try again.
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            return 200 <= status < 300
+        return False  # shutting down: nack, Pub/Sub redelivers it next time
+
+    def _connection(self, url: str) -> http.client.HTTPConnection:
+        conns = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = {}
+        if url not in conns:
+            host_port = url.split("//", 1)[1].split("/", 1)[0]
+            host, port = host_port.split(":")
+            conns[url] = http.client.HTTPConnection(host, int(port), timeout=self.request_timeout)
+        return conns[url]
+
+    def _drop_connection(self, url: str) -> None:
+        conns = getattr(self._local, "conns", {})
+        conn = conns.pop(url, None)
+        if conn is not None:
+            conn.close()
+
+    def _post(self, url: str, body: bytes) -> int:
+        conn = self._connection(url)
+        conn.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+
+
+class LocalSystem:
+    """Everything ``pubsub-kit dev`` runs, startable and stoppable from tests too.
+
+    Args:
+        topology: what to provision and serve.
+        project: the emulator project (a fresh one isolates a run completely).
+        store_url: the store every function shares (a SQLite file by default).
+        port_base: the first function's port; the others follow.
+        functions: which consumers to serve (default all).
+        on_line: receives (function name, log line) for every line a function prints.
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        project: str,
+        store_url: str,
+        port_base: int = 8090,
+        functions: list[str] | None = None,
+        on_line: Callable[[str, str], None] | None = None,
+        settings: WorkerSettings = WorkerSettings(),
+    ) -> None:
+        self.topology = topology
+        self.project = project
+        self.store_url = store_url
+        self.on_line = on_line or (lambda name, line: None)
+        self.settings = settings
+        names = functions or sorted(topology.consumers)
+        self.functions = {
+            name: FunctionProcess(name, port_base + i, {}) for i, name in enumerate(names)
+        }
+        self._stopping = threading.Event()
+        self._pusher = HttpPusher(self._stopping)
+        self._pump: SubscriptionPump | None = None
+        self._started_emulator = False
+        self.env: dict[str, str] = {}
+
+    def start(self) -> None:
+        """Emulator, topology, functions, delivery; in that order. Idempotent per piece."""
+        self.env = {"PUBSUB_PROJECT_ID": self.project}
+        if os.environ.get("PUBSUB_EMULATOR_HOST"):
+            self.env["PUBSUB_EMULATOR_HOST"] = os.environ["PUBSUB_EMULATOR_HOST"]
+        else:
+            self._started_emulator = not emulator_running("pubsub")
+            self.env.update(emulator_env("pubsub"))
+            self.env["PUBSUB_PROJECT_ID"] = self.project
+        os.environ.update(self.env)
+        provision(self.topology, project=self.project)
+        for fn in self.functions.values():
+            self.start_function(fn.name)
+        self._pump = SubscriptionPump(
+            self.project,
+            {
+                sub.name: self._deliverer(sub.name, sub.consumer.name)
+                for sub in self.topology.subscriptions.values()
+                # Subscriptions of consumers not served in this run keep their messages.
+                if sub.consumer.name in self.functions
+            },
+            self.settings,
+        )
+        self._pump.start()
+
+    def function_env(self, name: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.env)
+        env.update(
+            {
+                "PUBSUB_KIT_STORE": self.store_url,
+                "PUBSUB_KIT_SOURCE": f"/services/{name}",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.pop("K_SERVICE", None)
+        return env
+
+    def start_function(self, name: str) -> None:
+        fn = self.functions[name]
+        if fn.process is not None and fn.process.poll() is None:
+            return
+        fn.env = self.function_env(name)
+        fn.start(self.on_line)
+        fn.wait_ready()
+
+    def stop_function(self, name: str) -> None:
+        self.functions[name].stop()
+
+    def _deliverer(self, subscription: str, consumer: str) -> Callable[[RawMessage], bool]:
+        path = f"projects/{self.project}/subscriptions/{subscription}"
+
+        url = self.functions[consumer].url
+
+        def deliver(raw: RawMessage) -> bool:
+            return self._pusher.deliver(url, path, raw)
+
+        return deliver
+
+    def stop(self) -> None:
+        """Stop delivery, the functions, and the emulator if this system started it."""
+        self._stopping.set()
+        if self._pump is not None:
+            self._pump.stop(timeout=15)
+        for fn in self.functions.values():
+            fn.stop()
+        if self._started_emulator:
+            stop_emulator("pubsub")
+            self._started_emulator = False
+
+    def __enter__(self) -> LocalSystem:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running(topology: Topology, **kwargs: Any) -> Iterator[LocalSystem]:
+    system = LocalSystem(topology, **kwargs)
+    try:
+        system.start()
+        yield system
+    finally:
+        system.stop()

@@ -1,0 +1,207 @@
+"""Pull workers: the ack contract for services that are not functions.
+
+    worker = PullWorker(TOPOLOGY, "timeline_enrichment", handle_like)
+    worker.run()          # until SIGINT or SIGTERM; in-flight handlers finish first
+
+A worker streams every subscription of its consumer, runs the handler through the same
+dispatcher as the Cloud Functions runtime (decode, filter, idempotency, dead-lettering), and
+acks or nacks by the outcome. Pub/Sub's redelivery, backoff and dead-letter policy do the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from shared._dispatch import Dispatcher, Handler, Outcome
+from shared.dead_letter import DeadLetterSink
+from shared.delivery import RawMessage
+from shared.events import Event
+from shared.observability import configure_logging
+from shared.publisher import project_id
+from shared.stores import Store, open_store
+from shared.topology import Topology
+
+if TYPE_CHECKING:
+    from google.cloud.pubsub_v1 import SubscriberClient
+    from google.cloud.pubsub_v1.subscriber.futures import StreamingPullFuture
+    from google.cloud.pubsub_v1.subscriber.message import Message
+
+log = logging.getLogger("pubsub_kit.worker")
+
+
+class WorkerSettings(NamedTuple):
+    """Flow control per subscription, mapped onto the library's ``FlowControl``."""
+
+    max_messages: int = 100  # outstanding (leased, unanswered) messages
+    max_bytes: int = 100 * 1024 * 1024  # outstanding bytes: 100 MiB
+    max_lease_duration: float = 3600.0  # seconds a handler may hold a message: 1 hour
+    shutdown_timeout: float = 60.0  # seconds stop() waits for in-flight handlers
+
+
+class SubscriptionPump:
+    """Streams several subscriptions into callbacks that answer ack (True) or nack (False).
+
+    The machinery under :class:`PullWorker` and the local runtime's HTTP delivery.
+    """
+
+    def __init__(
+        self,
+        project: str,
+        callbacks: Mapping[str, Callable[[RawMessage], bool]],
+        settings: WorkerSettings = WorkerSettings(),
+        subscriber: SubscriberClient | None = None,
+    ) -> None:
+        self.project = project
+        self.callbacks = dict(callbacks)
+        self.settings = settings
+        self._subscriber = subscriber
+        self._futures: list[StreamingPullFuture] = []
+
+    def start(self) -> None:
+        from google.cloud import pubsub_v1
+
+        if self._subscriber is None:
+            self._subscriber = pubsub_v1.SubscriberClient()
+        flow = pubsub_v1.types.FlowControl(
+            max_messages=self.settings.max_messages,
+            max_bytes=self.settings.max_bytes,
+            max_lease_duration=int(self.settings.max_lease_duration),
+        )
+        for name, callback in self.callbacks.items():
+            path = f"projects/{self.project}/subscriptions/{name}"
+            self._futures.append(
+                self._subscriber.subscribe(
+                    path, self._wrap(name, callback), flow_control=flow,
+                    await_callbacks_on_shutdown=True,
+                )
+            )
+
+    def _wrap(self, name: str, callback: Callable[[RawMessage], bool]) -> Callable[[Message], None]:
+        def on_message(message: Message) -> None:
+            raw = RawMessage(
+                data=bytes(message.data),
+                attributes=dict(message.attributes),
+                message_id=message.message_id,
+                publish_time=message.publish_time,
+                ordering_key=message.ordering_key or None,
+                attempt=message.delivery_attempt,
+                subscription=name,
+            )
+            try:
+                ok = callback(raw)
+            except Exception:  # noqa: BLE001 - a crashed callback must not lose the message
+                log.exception("delivery callback failed", extra={"fields": {"subscription": name}})
+                ok = False
+            if ok:
+                message.ack()
+            else:
+                message.nack()
+
+        return on_message
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop pulling and wait for in-flight callbacks (each is acked or nacked)."""
+        for future in self._futures:
+            future.cancel()
+        for future in self._futures:
+            try:
+                future.result(timeout=timeout or self.settings.shutdown_timeout)
+            except Exception:  # noqa: BLE001 - cancelled futures may re-raise the stream's end
+                pass
+        self._futures.clear()
+
+    @property
+    def running(self) -> bool:
+        return any(not f.done() for f in self._futures)
+
+
+class PullWorker:
+    """Runs a typed handler on every subscription of a consumer.
+
+    Args:
+        topology: the declarations.
+        consumer: the consumer's name; its subscriptions are pulled.
+        handler: ``handler(event)`` or ``handler(event, delivery)``; same contract as functions.
+        store: idempotency store; default :func:`~shared.stores.open_store` when the consumer
+            declares ``uses_store``.
+        settings: flow control and shutdown.
+        accepts: the event models the handler supports.
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        consumer: str,
+        handler: Handler,
+        *,
+        store: Store | None = None,
+        settings: WorkerSettings = WorkerSettings(),
+        project: str | None = None,
+        accepts: Iterable[type[Event]] | None = None,
+    ) -> None:
+        self.project = project or project_id()
+        config = topology.consumer(consumer)
+        opened: list[Store] = [store] if store is not None else []
+
+        def get_store() -> Store:
+            if not opened:
+                opened.append(open_store())
+            return opened[0]
+
+        self.dispatcher = Dispatcher(
+            topology,
+            consumer,
+            handler,
+            store=get_store if config.uses_store else None,
+            dead_letters=DeadLetterSink(self.project, consumer),
+            accepts=accepts,
+        )
+
+        def deliver(raw: RawMessage) -> bool:
+            return self.dispatcher.process(raw).outcome is Outcome.ACK
+
+        self._pump = SubscriptionPump(
+            self.project,
+            {s.name: deliver for s in topology.subscriptions_of(consumer)},
+            settings,
+        )
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        """Start pulling in background threads."""
+        self._pump.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop pulling; in-flight handlers finish and their messages are answered."""
+        self._pump.stop(timeout)
+        self._stopped.set()
+
+    def run(self) -> None:
+        """Start, block until SIGINT or SIGTERM, then stop gracefully."""
+        configure_logging()
+        previous: dict[int, Any] = {}
+
+        def request_stop(signum: int, frame: Any) -> None:
+            log.info("stopping: finishing in-flight messages", extra={"fields": {"signal": signum}})
+            self._stopped.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, request_stop)
+        try:
+            self.start()
+            self._stopped.wait()
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def __enter__(self) -> PullWorker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
