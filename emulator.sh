@@ -21,7 +21,9 @@ set +m
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 readonly SCRIPT_DIR
-readonly STATE_DIR="$SCRIPT_DIR/.emulator"
+# A separate state folder (EMULATOR_STATE_DIR) lets a second set of emulators run beside the
+# first, on other ports, without either seeing the other's pid files.
+readonly STATE_DIR="${EMULATOR_STATE_DIR:-$SCRIPT_DIR/.emulator}"
 readonly HOST=127.0.0.1
 readonly DEFAULT_PROJECT=pubsub-kit-local
 readonly START_TIMEOUT="${EMULATOR_START_TIMEOUT:-60}"  # seconds
@@ -45,6 +47,7 @@ Environment:
   PUBSUB_PROJECT_ID        (default $DEFAULT_PROJECT)
   PUBSUB_EMULATOR_BIN      FIRESTORE_EMULATOR_BIN   (default: from gcloud's SDK)
   EMULATOR_START_TIMEOUT   seconds to wait for readiness (default 60)
+  EMULATOR_STATE_DIR       pid, port and log files (default .emulator/ beside this script)
 
 Example: eval "\$(./emulator.sh start all)"
 EOF

@@ -1,0 +1,132 @@
+"""The publisher against the real emulator: typed, flushed at exit, ordered, fork-safe and lazy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timezone
+
+import pytest
+from google.cloud import pubsub_v1
+
+from shared import Publisher, PublishError, Topic, Topology, ToolkitError
+from shared.system.events import OrderDispatched, PostLiked
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.emulator
+
+TOPOLOGY = Topology([Topic("post-liked", events=[PostLiked])])
+
+
+def like(i: int) -> PostLiked:
+    return PostLiked(post_id=f"p{i}", liker_id="u1", author_id="u2", liked_at=datetime.now(timezone.utc))
+
+
+def make_topic(project: str, name: str, *, ordered: bool = False) -> str:
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    publisher.create_topic(request={"name": f"projects/{project}/topics/{name}"})
+    subscriber.create_subscription(
+        request={
+            "name": f"projects/{project}/subscriptions/{name}-check",
+            "topic": f"projects/{project}/topics/{name}",
+            "enable_message_ordering": ordered,
+        }
+    )
+    return f"{name}-check"
+
+
+def test_published_event_carries_cloudevents_attributes(project, pull_all) -> None:
+    check = make_topic(project, "post-liked")
+    message_id = Publisher(TOPOLOGY).publish(like(1), correlation_id="corr-9").result(timeout=30)
+    [message] = pull_all(project, check, expect=1)
+    assert message.message_id == message_id
+    attrs = dict(message.attributes)
+    assert attrs["ce-type"] == "post.liked.v1" and attrs["ce-specversion"] == "1.0"
+    assert attrs["ce-subject"] == "p1" and attrs["ce-correlationid"] == "corr-9"
+    assert attrs["ce-traceparent"].startswith("00-")
+    assert json.loads(message.data)["post_id"] == "p1"
+
+
+def test_a_process_that_publishes_and_exits_loses_nothing(project, pull_all) -> None:
+    check = make_topic(project, "post-liked")
+    script = textwrap.dedent(
+        """
+        from datetime import datetime, timezone
+        from shared import Publisher, Topic, Topology
+        from shared.system.events import PostLiked
+        publisher = Publisher(Topology([Topic("post-liked", events=[PostLiked])]))
+        now = datetime.now(timezone.utc)
+        for i in range(5000):
+            publisher.publish(PostLiked(post_id=f"p{i}", liker_id="u", author_id="a", liked_at=now))
+        # no flush, no wait: the process simply ends here
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    messages = pull_all(project, check, expect=5000, timeout=60)
+    assert sorted(json.loads(m.data)["post_id"] for m in messages) == sorted(f"p{i}" for i in range(5000))
+
+
+def test_ordering_key_recovers_after_a_failure_and_keeps_order(project, pull_all) -> None:
+    publisher = Publisher(TOPOLOGY)
+    # The topic does not exist yet: the publish fails and the library pauses the key.
+    failed = publisher.publish(like(0), ordering_key="user-1", event_id="evt-0")
+    with pytest.raises(PublishError) as info:
+        failed.result(timeout=30)
+    assert (info.value.topic, info.value.event_id) == ("post-liked", "evt-0")
+
+    check = make_topic(project, "post-liked", ordered=True)
+    futures = [publisher.publish(like(i), ordering_key="user-1") for i in range(1, 21)]
+    assert all(f.result(timeout=30) for f in futures)
+    messages = pull_all(project, check, expect=20)
+    assert [json.loads(m.data)["post_id"] for m in messages] == [f"p{i}" for i in range(1, 21)]
+
+
+def test_publish_all_waits_for_every_message(project, pull_all) -> None:
+    check = make_topic(project, "post-liked")
+    ids = Publisher(TOPOLOGY).publish_all([like(i) for i in range(50)])
+    assert len(set(ids)) == 50
+    assert {m.message_id for m in pull_all(project, check, expect=50)} == set(ids)
+
+
+def test_invalid_input_is_refused_before_any_io(monkeypatch) -> None:
+    monkeypatch.delenv("PUBSUB_PROJECT_ID", raising=False)
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    publisher = Publisher(TOPOLOGY)
+    with pytest.raises(ToolkitError, match="takes an Event model instance; found dict"):
+        publisher.publish({"post_id": "p1"})  # type: ignore[arg-type]
+    with pytest.raises(ToolkitError, match="order.dispatched.v1.*not declared on any topic"):
+        publisher.publish(OrderDispatched(order_id="o", customer_id="c", carrier="dhl",
+                                          dispatched_at=datetime.now(timezone.utc)))
+    assert publisher._client is None  # nothing was connected
+
+
+def test_a_forked_child_gets_its_own_client(project, pull_all) -> None:
+    import multiprocessing
+
+    check = make_topic(project, "post-liked")
+    publisher = Publisher(TOPOLOGY)
+    publisher.publish(like(0)).result(timeout=30)
+
+    def child() -> None:
+        publisher.publish(like(1)).result(timeout=30)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
+    assert sorted(json.loads(m.data)["post_id"] for m in pull_all(project, check, expect=2)) == ["p0", "p1"]
+
+
+def test_importing_the_toolkit_does_not_load_the_pubsub_client() -> None:
+    code = (
+        "import sys, runpy; sys.path.insert(0, 'functions/timeline_enrichment');"
+        "runpy.run_path('functions/timeline_enrichment/main.py');"
+        "print('google.cloud.pubsub_v1' in sys.modules, 'google.cloud.firestore' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["False", "False"]

@@ -1,0 +1,116 @@
+"""The pull worker keeps the ack contract on the real emulator."""
+
+from __future__ import annotations
+
+import collections
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+from shared import Delivery, PermanentError, Publisher, PullWorker, RetryableError
+from shared.provision import provision
+from shared.stores.sqlite import SqliteStore
+from shared.system.events import PostLiked
+from shared.topology import Consumer, RetryPolicy, Topic, Topology
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.emulator
+
+TOPOLOGY = Topology(
+    [Topic("post-liked", events=[PostLiked])],
+    [Consumer("worker", topics=["post-liked"], ack_deadline=10, retry=RetryPolicy(0.2, 0.5))],
+)
+SUB = "post-liked--worker"
+
+
+def like(i: int) -> PostLiked:
+    return PostLiked(post_id=f"p{i}", liker_id="u1", author_id="u2", liked_at=datetime.now(timezone.utc))
+
+
+@pytest.fixture
+def setup(project, tmp_path):
+    provision(TOPOLOGY)
+    return Publisher(TOPOLOGY), SqliteStore(tmp_path / "state.db")
+
+
+def test_returning_acks_once(setup, pull_all, project) -> None:
+    publisher, store = setup
+    seen: list[str] = []
+    with PullWorker(TOPOLOGY, "worker", lambda e: seen.append(e.post_id), store=store):
+        publisher.publish_all([like(i) for i in range(10)])
+        wait_until(lambda: len(seen) >= 10, what="10 handled events")
+    assert sorted(seen) == sorted(f"p{i}" for i in range(10))
+    assert pull_all(project, SUB, quiet=2) == []  # nothing left to redeliver
+
+
+def test_retryable_error_is_redelivered_with_the_attempt_count(setup, pull_all, project) -> None:
+    publisher, store = setup
+    attempts: list[int | None] = []
+    effects: collections.Counter[str] = collections.Counter()
+
+    def flaky(event: PostLiked, delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        if len(attempts) < 3:
+            raise RetryableError("dependency unavailable")
+        effects[delivery.event_id] += 1
+
+    with PullWorker(TOPOLOGY, "worker", flaky, store=store):
+        publisher.publish(like(1)).result()
+        wait_until(lambda: sum(effects.values()) == 1, what="the third attempt")
+    assert attempts == [1, 2, 3]
+    assert list(effects.values()) == [1]
+
+
+def test_permanent_error_dead_letters_once_with_its_reason(setup, pull_all, project) -> None:
+    publisher, store = setup
+    calls: list[str] = []
+
+    def reject(event: PostLiked) -> None:
+        calls.append(event.post_id)
+        raise PermanentError("post was deleted")
+
+    with PullWorker(TOPOLOGY, "worker", reject, store=store):
+        publisher.publish(like(7), event_id="evt-7").result()
+        [letter] = pull_all(project, SUB + "--dlq", expect=1)
+    assert calls == ["p7"]
+    assert letter.attributes["pubsubkit-dlq-reason"] == "PermanentError: post was deleted"
+    assert letter.attributes["ce-id"] == "evt-7"
+    assert letter.attributes["pubsubkit-dlq-subscription"] == SUB
+
+
+def test_undecodable_message_is_dead_lettered_and_good_ones_still_flow(setup, pull_all, project) -> None:
+    publisher, store = setup
+    seen: list[str] = []
+    with PullWorker(TOPOLOGY, "worker", lambda e: seen.append(e.post_id), store=store):
+        topic = publisher.topic_path("post-liked")
+        publisher.client.publish(topic, b"not json", **{"ce-id": "bad", "ce-type": "post.liked.v1",
+                                                         "ce-source": "/test"}).result()
+        publisher.publish_all([like(i) for i in range(5)])
+        [letter] = pull_all(project, SUB + "--dlq", expect=1)
+        wait_until(lambda: len(seen) == 5, what="the good messages")
+    assert letter.attributes["pubsubkit-dlq-reason"] == "post.liked.v1: message data is not JSON"
+    assert letter.data == b"not json"
+
+
+def test_stop_lets_in_flight_handlers_finish_and_ack(setup, pull_all, project) -> None:
+    publisher, store = setup
+    started, release, done = threading.Event(), threading.Event(), []
+
+    def slow(event: PostLiked) -> None:
+        started.set()
+        release.wait(30)
+        done.append(event.post_id)
+
+    worker = PullWorker(TOPOLOGY, "worker", slow, store=store)
+    worker.start()
+    publisher.publish(like(1)).result()
+    assert started.wait(30)
+    stopper = threading.Thread(target=worker.stop)
+    stopper.start()
+    stopper.join(0.5)
+    assert stopper.is_alive(), "stop() must wait for the in-flight handler"
+    release.set()
+    stopper.join(30)
+    assert not stopper.is_alive() and done == ["p1"]
+    assert pull_all(project, SUB, quiet=2) == []  # it was acked, not abandoned
