@@ -32,7 +32,7 @@ from typing import Any
 from shared import _codec
 from shared.dead_letter import DeadLetterSink
 from shared.delivery import Delivery, RawMessage
-from shared.errors import EventError, PermanentError, PublishError, RetryableError
+from shared.errors import EventError, PermanentError, RetryableError, ToolkitError
 from shared.events import Event
 from shared.observability import EventContext, TraceContext, describe_exception, event_context
 from shared.stores.base import ClaimState, Store
@@ -198,7 +198,7 @@ class Dispatcher:
             )
         try:
             self.dead_letters.send(raw, subscription, reason)
-        except PublishError as exc:
+        except ToolkitError as exc:  # PublishError, or no project configured
             log.error("dead-lettering failed", exc_info=exc)
             return Result(Outcome.NACK, "retry", f"dead-lettering failed: {reason}")
         return Result(Outcome.ACK, "dead_lettered", reason)

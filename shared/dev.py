@@ -84,6 +84,17 @@ def parse_exports(text: str) -> dict[str, str]:
     return env
 
 
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
@@ -96,6 +107,7 @@ class FunctionProcess:
     name: str
     port: int
     env: dict[str, str]
+    functions_dir: Path = REPO_ROOT / "functions"
     process: subprocess.Popen[str] | None = None
 
     @property
@@ -108,7 +120,7 @@ class FunctionProcess:
                 f"port {self.port} for function {self.name} is already in use; "
                 "pass another --port-base"
             )
-        source = REPO_ROOT / "functions" / self.name / "main.py"
+        source = self.functions_dir / self.name / "main.py"
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "functions_framework",
@@ -214,8 +226,9 @@ class LocalSystem:
         topology: what to provision and serve.
         project: the emulator project (a fresh one isolates a run completely).
         store_url: the store every function shares (a SQLite file by default).
-        port_base: the first function's port; the others follow.
+        port_base: the first function's port; the others follow. 0 picks free ports.
         functions: which consumers to serve (default all).
+        functions_dir: where ``<consumer>/main.py`` live (default the repo's ``functions/``).
         on_line: receives (function name, log line) for every line a function prints.
     """
 
@@ -227,6 +240,7 @@ class LocalSystem:
         store_url: str,
         port_base: int = 8090,
         functions: list[str] | None = None,
+        functions_dir: Path = REPO_ROOT / "functions",
         on_line: Callable[[str, str], None] | None = None,
         settings: WorkerSettings = WorkerSettings(),
     ) -> None:
@@ -236,8 +250,9 @@ class LocalSystem:
         self.on_line = on_line or (lambda name, line: None)
         self.settings = settings
         names = functions or sorted(topology.consumers)
+        ports = _free_ports(len(names)) if port_base == 0 else range(port_base, port_base + len(names))
         self.functions = {
-            name: FunctionProcess(name, port_base + i, {}) for i, name in enumerate(names)
+            name: FunctionProcess(name, port, {}, functions_dir) for name, port in zip(names, ports)
         }
         self._stopping = threading.Event()
         self._pusher = HttpPusher(self._stopping)

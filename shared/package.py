@@ -1,0 +1,147 @@
+"""Build one deployable zip per consumer: ``pubsub-kit package`` -> ``dist-functions/<name>.zip``.
+
+Each archive holds what Cloud Functions (2nd gen) needs to build the function from source:
+
+- every file of ``functions/<name>/`` at the root, so ``main.py`` is where the runtime looks
+  for it and sibling modules (``timeline.py``) import as they do locally;
+- the ``shared/`` package (its ``.py`` files and ``py.typed``), vendored because it is not on
+  PyPI: ``main.py`` imports it from the folder it runs in;
+- ``requirements.txt``, which Cloud Build installs when it builds the function: pubsub-kit's
+  runtime dependencies pinned (``name==version``) to the versions installed where the zip is
+  built, so GCP runs what the tests ran. Transitive dependencies are not pinned.
+
+Caches (``__pycache__``, ``*.pyc``) are left out. Archives are reproducible: sorted entries,
+fixed timestamps and permissions, stored uncompressed (deflate output varies with the zlib
+version, and a laptop and CI must agree); the same sources give the same bytes,
+hence the same hash, which Terraform puts in the uploaded object's name so that only a real
+change redeploys a function.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import stat
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import shared
+from shared.errors import ToolkitError
+from shared.topology import Topology
+
+REPO_ROOT = Path(shared.__file__).resolve().parent.parent
+DISTRIBUTION = "pubsub-kit"
+REQUIREMENTS = "requirements.txt"
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+_MODE = stat.S_IFREG | 0o644  # a regular file, rw-r--r--
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")  # the name at the start of a PEP 508 line
+
+
+def build_packages(topology: Topology, output_dir: Path, only: Sequence[str] | None = None) -> list[Path]:
+    """Write ``output_dir/<consumer>.zip`` for each consumer of ``topology``.
+
+    Args:
+        topology: the consumers to package; each lives in ``functions/<name>/``.
+        output_dir: created if missing; existing archives are replaced atomically.
+        only: consumer names to package (default: all of them).
+
+    Returns:
+        The paths written, in consumer-name order.
+
+    Raises:
+        ToolkitError: an unknown consumer name, a missing ``main.py``, or a runtime dependency
+            that is not installed (all checked before anything is written); a function file
+            named like a generated entry (``requirements.txt``, ``shared/...``).
+
+    Example::
+
+        build_packages(TOPOLOGY, Path("dist-functions"), only=["timeline_enrichment"])
+        # -> [PosixPath('dist-functions/timeline_enrichment.zip')]
+    """
+    names = sorted(topology.consumers) if only is None else sorted(set(only))
+    unknown = [n for n in names if n not in topology.consumers]
+    if unknown:
+        raise ToolkitError(
+            f"no consumer named {', '.join(map(repr, unknown))}; declared consumers: "
+            f"{', '.join(sorted(topology.consumers)) or 'none'}"
+        )
+    for name in names:
+        if not (REPO_ROOT / "functions" / name / "main.py").is_file():
+            raise ToolkitError(f"consumer {name!r} has no functions/{name}/main.py under {REPO_ROOT}")
+    requirements = pinned_requirements().encode()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return [_write_zip(output_dir / f"{name}.zip", _entries(name, requirements)) for name in names]
+
+
+def pinned_requirements() -> str:
+    """``requirements.txt``: pubsub-kit's runtime dependencies at their installed versions."""
+    try:
+        declared = importlib.metadata.requires(DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError:
+        raise ToolkitError(
+            f"{DISTRIBUTION} is not installed, so its runtime dependencies are unknown; "
+            "install it first (pip install -e .) in the environment that builds the packages"
+        ) from None
+    lines = []
+    for requirement in declared:
+        spec, _, marker = requirement.partition(";")
+        if "extra" in marker:  # test and dev extras never ship
+            continue
+        match = _NAME.match(spec)
+        if match is None:
+            raise ToolkitError(f"cannot read the dependency {requirement!r} of {DISTRIBUTION}")
+        name = match.group(1)
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise ToolkitError(
+                f"{DISTRIBUTION} requires {spec.strip()!r}, which is not installed here; "
+                "install the project's dependencies before packaging"
+            ) from None
+        lines.append(f"{name}=={version}")
+    return "".join(f"{line}\n" for line in sorted(lines, key=str.lower))
+
+
+def _entries(name: str, requirements: bytes) -> dict[str, bytes]:
+    function = REPO_ROOT / "functions" / name
+    entries = {path.relative_to(function).as_posix(): path.read_bytes() for path in _files(function)}
+    for generated in (REQUIREMENTS, "shared/"):
+        clash = sorted(e for e in entries if e == generated or e.startswith(generated))
+        if clash:
+            raise ToolkitError(
+                f"functions/{name}/ has {clash[0]}, which the package generates; remove it"
+            )
+    entries[REQUIREMENTS] = requirements
+    package = REPO_ROOT / "shared"
+    for path in _files(package):
+        if path.suffix == ".py" or path.name == "py.typed":
+            entries[f"shared/{path.relative_to(package).as_posix()}"] = path.read_bytes()
+    return entries
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    for path in folder.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            yield path
+
+
+def _write_zip(target: Path, entries: dict[str, bytes]) -> Path:
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file, zipfile.ZipFile(file, "w") as archive:
+            for arcname in sorted(entries):
+                info = zipfile.ZipInfo(arcname, date_time=_EPOCH)
+                info.create_system = 3  # Unix, so the mode below is read on every platform
+                info.external_attr = _MODE << 16
+                info.compress_type = zipfile.ZIP_STORED
+                archive.writestr(info, entries[arcname])
+        os.chmod(temp, 0o644)  # mkstemp makes it 0600
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,135 @@
+"""The real path: emulator -> local runtime -> HTTP -> function process -> store.
+
+Each test runs functions-framework processes on free ports against its own emulator project.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import random
+import urllib.request
+from datetime import datetime, timezone
+
+import pytest
+
+from shared import Publisher
+from shared.dev import LocalSystem
+from shared.stores import open_store
+from shared.system.events import PostLiked
+from shared.system.topology import TOPOLOGY
+from tests.conftest import REPO, wait_until
+from tests.functions.conftest import push_body
+
+pytestmark = [pytest.mark.emulator, pytest.mark.e2e]
+
+USERS = [f"user-{i}" for i in range(10)]
+
+
+def likes(count: int, seed: int = 1) -> list[PostLiked]:
+    rng = random.Random(seed)
+    now = datetime.now(timezone.utc)
+    return [
+        PostLiked(post_id=f"post-{i}", liker_id=liker, author_id=author, liked_at=now)
+        for i, (liker, author) in enumerate(rng.sample(USERS, 2) for _ in range(count))
+    ]
+
+
+def total_affinity(store) -> int:
+    return sum(sum(store.counters("timeline_affinity", user).values()) for user in USERS)
+
+
+@pytest.fixture
+def system(project, tmp_path):
+    running: list[LocalSystem] = []
+
+    def start(topology=TOPOLOGY, functions=("timeline_enrichment",), functions_dir=REPO / "functions"):
+        sys_ = LocalSystem(topology, project=project, store_url=f"sqlite:///{tmp_path / 'state.db'}",
+                           port_base=0, functions=list(functions), functions_dir=functions_dir)
+        running.append(sys_)
+        sys_.start()
+        return sys_
+
+    yield start
+    for sys_ in running:
+        sys_.stop()
+
+
+def test_a_consumer_that_is_down_loses_nothing(system, tmp_path, pull_all, project) -> None:
+    """Timeline down, 1,000 likes published, timeline back: all applied exactly once."""
+    local = system()
+    local.stop_function("timeline_enrichment")
+    events = likes(1000)
+    Publisher(TOPOLOGY).publish_all(events)
+    local.start_function("timeline_enrichment")
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    wait_until(lambda: total_affinity(store) >= 1000, timeout=180, interval=0.5,
+               what="1,000 likes applied after the outage")
+    local.stop()
+    assert total_affinity(store) == 1000
+    expected: dict[tuple[str, str], int] = {}
+    for e in events:
+        expected[(e.liker_id, e.author_id)] = expected.get((e.liker_id, e.author_id), 0) + 1
+    for (liker, author), n in expected.items():
+        assert store.counters("timeline_affinity", liker)[author] == n
+    assert pull_all(project, "post-liked--timeline_enrichment", quiet=2) == []
+    assert pull_all(project, "post-liked--timeline_enrichment--dlq", quiet=1) == []
+
+
+def test_poison_messages_dead_letter_in_one_attempt_while_good_ones_flow(system, tmp_path, pull_all, project) -> None:
+    system()
+    publisher = Publisher(TOPOLOGY)
+    topic = publisher.topic_path("post-liked")
+    base = {"ce-specversion": "1.0", "ce-source": "/tests", "ce-datacontenttype": "application/json"}
+    publisher.publish_all(likes(20, seed=2))
+    publisher.client.publish(topic, b"{oops", **base, **{"ce-id": "malformed", "ce-type": "post.liked.v1"}).result()
+    publisher.client.publish(topic, b"{}", **base, **{"ce-id": "unknown", "ce-type": "post.shared.v1"}).result()
+    publisher.publish_all(likes(20, seed=3))
+    letters = {m.attributes["ce-id"]: m for m in pull_all(project, "post-liked--timeline_enrichment--dlq", expect=2)}
+    assert set(letters) == {"malformed", "unknown"}
+    assert letters["malformed"].attributes["pubsubkit-dlq-reason"] == "post.liked.v1: message data is not JSON"
+    assert letters["unknown"].attributes["pubsubkit-dlq-reason"].startswith("unknown event type 'post.shared.v1'")
+    assert {m.attributes["pubsubkit-dlq-attempt"] for m in letters.values()} == {"1"}
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    wait_until(lambda: total_affinity(store) == 40, timeout=60, what="the 40 good likes")
+
+
+def test_a_retryable_failure_succeeds_on_the_third_attempt_with_one_effect(system, tmp_path, project) -> None:
+    from tests.test_functions.flaky_likes.flaky_topology import TOPOLOGY as FLAKY
+
+    system(FLAKY, functions=["flaky_likes"], functions_dir=REPO / "tests" / "test_functions")
+    Publisher(FLAKY).publish(likes(1)[0]).result()
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    wait_until(lambda: store.counters("applied", "post-0"), timeout=60, what="the third attempt")
+    assert store.counters("applied", "post-0") == {"count": 1}
+    assert store.counters("attempts", "post-0") == {"1": 1, "2": 1, "3": 1}
+
+
+def test_two_instances_receiving_the_same_push_at_once_apply_it_once(system, tmp_path, project) -> None:
+    """Two function processes share the store, as two Cloud Functions instances share Firestore."""
+    local = system(functions=("timeline_enrichment",))
+    second = LocalSystem(TOPOLOGY, project=project, store_url=f"sqlite:///{tmp_path / 'state.db'}",
+                         port_base=0, functions=["timeline_enrichment"])
+    second.env = local.env
+    second.start_function("timeline_enrichment")
+    try:
+        body = json.dumps(push_body(likes(1)[0], subscription="post-liked--timeline_enrichment",
+                                    project=project)).encode()
+        urls = [local.functions["timeline_enrichment"].url, second.functions["timeline_enrichment"].url]
+
+        def post(i: int) -> int:
+            request = urllib.request.Request(urls[i % 2], data=body, method="POST",
+                                             headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return response.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(post, range(16)))
+    finally:
+        second.stop()
+    assert 204 in statuses and set(statuses) <= {204, 503}
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    assert total_affinity(store) == 1

@@ -1,0 +1,173 @@
+"""``shared.package``: reproducible function archives that deploy and run on their own."""
+
+from __future__ import annotations
+
+import base64
+import importlib.metadata
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from shared import package
+from shared._codec import encode, new_envelope
+from shared.errors import ToolkitError
+from shared.package import build_packages
+from shared.stores import open_store
+from shared.system.events import PostLiked
+from shared.system.topology import TOPOLOGY
+
+PIP_TIMEOUT = 600  # seconds: a cold pip cache downloads grpc and friends
+SERVE_TIMEOUT = 60  # seconds for functions-framework to listen
+
+
+def test_archives_are_reproducible_and_deployable_in_shape(tmp_path: Path) -> None:
+    first = build_packages(TOPOLOGY, tmp_path / "a")
+    second = build_packages(TOPOLOGY, tmp_path / "b")
+
+    assert [p.name for p in first] == sorted(f"{name}.zip" for name in TOPOLOGY.consumers)
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes(), f"{a.name} differs between two builds"
+        with zipfile.ZipFile(a) as archive:
+            names = archive.namelist()
+            requirements = archive.read("requirements.txt").decode()
+        assert names == sorted(names)
+        assert {"main.py", "requirements.txt", "shared/__init__.py", "shared/py.typed"} <= set(names)
+        assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+        pins = dict(line.split("==") for line in requirements.splitlines())
+        assert set(pins) == {
+            "functions-framework", "google-cloud-firestore", "google-cloud-pubsub", "pydantic",
+        }
+        assert all(pins[name] == importlib.metadata.version(name) for name in pins)
+    assert not list((tmp_path / "a").glob(".*")), "a temporary file was left behind"
+
+
+def test_only_packages_the_named_consumers_and_refuses_unknown_ones(tmp_path: Path) -> None:
+    assert build_packages(TOPOLOGY, tmp_path, only=["audit_log"]) == [tmp_path / "audit_log.zip"]
+    with pytest.raises(ToolkitError, match="'nope'.*audit_log, order_notifications, timeline_enrichment"):
+        build_packages(TOPOLOGY, tmp_path, only=["nope"])
+
+
+def test_refuses_to_package_without_the_installed_distribution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def missing(name: str) -> None:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(package.importlib.metadata, "requires", missing)
+    with pytest.raises(ToolkitError, match="pubsub-kit is not installed"):
+        build_packages(TOPOLOGY, tmp_path)
+    assert not tmp_path.joinpath("audit_log.zip").exists()
+
+
+@pytest.mark.e2e
+def test_archive_serves_the_function_from_its_own_folder_in_a_fresh_venv(tmp_path: Path) -> None:
+    (archive,) = build_packages(TOPOLOGY, tmp_path / "dist", only=["timeline_enrichment"])
+    folder = tmp_path / "function"
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(folder)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=120)
+    pip_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    subprocess.run(
+        [venv / "bin/python", "-m", "pip", "install", "--disable-pip-version-check", "-q",
+         "-r", folder / "requirements.txt"],
+        check=True, timeout=PIP_TIMEOUT, env=pip_env,
+    )
+
+    # Nothing from the repository: the archive and its requirements must be enough.
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "PUBSUB_KIT_STORE": f"sqlite:///{tmp_path}/state.db",
+        "PUBSUB_PROJECT_ID": "test-project",
+    }
+    assert not (folder / "shared" / "__pycache__").exists()
+    port = _free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [venv / "bin/functions-framework", "--source", "main.py", "--target",
+             "timeline_enrichment", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        _wait_for_port(server, port, log)
+        event = PostLiked(post_id="p-1", liker_id="u-liker", author_id="u-author",
+                          liked_at=datetime.now(timezone.utc))
+        body = _push_body(event)
+        assert _post(port, body) == 204, log.read_text()
+        assert _post(port, body) == 204, log.read_text()  # a redelivery: acked, not counted
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+    store = open_store(f"sqlite:///{tmp_path}/state.db")
+    try:
+        assert store.counters("timeline_affinity", "u-liker") == {"u-author": 1}
+    finally:
+        store.close()
+    # The server compiled shared/ in the unpacked folder; the venv alone has no `shared`.
+    assert (folder / "shared" / "system" / "__pycache__").is_dir()
+    where = [venv / "bin/python", "-c", "import shared; print(shared.__file__)"]
+    found = subprocess.run(where, cwd=folder, env=env, capture_output=True, text=True, check=True)
+    assert Path(found.stdout.strip()) == folder / "shared" / "__init__.py"
+    elsewhere = subprocess.run(where, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert "No module named 'shared'" in elsewhere.stderr
+
+
+def _push_body(event: PostLiked) -> bytes:
+    data, attributes = encode(event, new_envelope(event, source="//tests/test_package"))
+    return json.dumps({
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "attributes": attributes,
+            "messageId": "1",
+            "publishTime": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        },
+        "subscription": "projects/test-project/subscriptions/post-liked--timeline_enrichment",
+        "deliveryAttempt": 1,
+    }).encode()
+
+
+def _post(port: int, body: bytes) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + SERVE_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            pass
+        try:  # pause between attempts, and notice a server that died
+            server.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            continue
+        pytest.fail(f"functions-framework exited with {server.returncode}:\n{log.read_text()}")
+    pytest.fail(f"functions-framework did not listen on {port} in {SERVE_TIMEOUT} s:\n{log.read_text()}")
