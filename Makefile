@@ -1,0 +1,39 @@
+# The two quick-start commands, and the chores around them. Every target installs what it needs
+# into .venv first, so each works on a fresh checkout.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo dev test bench package export install clean
+
+demo: install  ## run the whole system on the emulator, publish demo events, show results
+	$(BIN)/pubsub-kit demo
+
+dev: install  ## run every function locally until Ctrl-C
+	$(BIN)/pubsub-kit dev
+
+test: install  ## the test suite, emulators included (started through emulator.sh)
+	$(BIN)/python -m pytest
+
+bench: install  ## throughput against the raw client library, as ratios
+	$(BIN)/python bench/run.py
+
+package: install  ## dist-functions/<function>.zip for Terraform
+	$(BIN)/pubsub-kit package
+
+export: install  ## regenerate infra/topology.json and docs/contracts from the declarations
+	$(BIN)/pubsub-kit topology export --terraform
+	$(BIN)/pubsub-kit schema
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pubsub-kit needs Python 3.11+; run: make PYTHON=python3.11 ...")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $@
+
+clean:
+	./emulator.sh stop all
+	rm -rf $(VENV) .pubsub-kit dist-functions .pytest_cache
