@@ -93,7 +93,7 @@ resource "google_firestore_field" "expire_at" {
 
   ttl_config {}
 
-  depends_on = [google_firestore_database.this]
+  depends_on = [google_project_service.this, google_firestore_database.this]
 }
 
 # --- function sources ------------------------------------------------------------------------

@@ -120,6 +120,9 @@ resource "google_storage_bucket_object" "source" {
   content_type = "application/zip"
 
   lifecycle {
+    # The function moves to the new archive before the old one is deleted.
+    create_before_destroy = true
+
     precondition {
       condition     = local.archive_hash != null
       error_message = "No function archive at ${var.archive_path}. Build the archives first: `pubsub-kit package` (it writes dist-functions/<consumer>.zip), or point var.package_dir at them."
@@ -131,7 +134,7 @@ resource "google_cloudfunctions2_function" "this" {
   project     = var.project_id
   location    = var.region
   name        = local.function_name
-  description = "pubsub-kit consumer ${var.name}, fed by push subscriptions: ${join(", ", sort(keys(var.subscriptions)))}"
+  description = "pubsub-kit consumer ${var.name}"
 
   build_config {
     runtime         = var.function.runtime

@@ -39,7 +39,7 @@ variable "function" {
 
   validation {
     condition     = var.function.timeout_seconds >= 1 && var.function.timeout_seconds <= 540
-    error_message = "function.timeout_seconds must be 1-540 (the limit for event-driven functions)."
+    error_message = "function.timeout_seconds must be 1-540 seconds (as the topology allows; a push request is cut at the ack deadline anyway)."
   }
 
   validation {
