@@ -96,6 +96,35 @@ resource "google_firestore_field" "expire_at" {
   depends_on = [google_project_service.this, google_firestore_database.this]
 }
 
+# The audit log's queries (by subject, actor and time range, ordered by time) need composite
+# indexes in real Firestore; the emulator needs none. Keyed by name, never by position.
+locals {
+  audit_indexes = local.uses_store ? {
+    time          = ["time", "event_id"]
+    subject       = ["subject", "time", "event_id"]
+    actor         = ["actor", "time", "event_id"]
+    subject_actor = ["subject", "actor", "time", "event_id"]
+  } : {}
+}
+
+resource "google_firestore_index" "audit" {
+  for_each = local.audit_indexes
+
+  project    = var.project_id
+  database   = "(default)"
+  collection = "${var.store_collection_prefix}_audit"
+
+  dynamic "fields" {
+    for_each = each.value
+    content {
+      field_path = fields.value
+      order      = "ASCENDING"
+    }
+  }
+
+  depends_on = [google_project_service.this, google_firestore_database.this]
+}
+
 # --- function sources ------------------------------------------------------------------------
 
 resource "google_storage_bucket" "sources" {
@@ -198,14 +227,15 @@ module "consumer" {
     } if d.consumer == each.key
   }
 
-  topic_ids             = { for name, t in module.topic : name => t.id }
-  source_bucket         = google_storage_bucket.sources.name
-  archive_path          = "${local.package_dir}/${each.key}.zip"
-  push_invoker_email    = google_service_account.push_invoker.email
-  pubsub_service_agent  = local.pubsub_service_agent
-  ingress_settings      = var.function_ingress_settings
-  environment           = var.function_environment
-  build_service_account = var.build_service_account
+  topic_ids               = { for name, t in module.topic : name => t.id }
+  source_bucket           = google_storage_bucket.sources.name
+  archive_path            = "${local.package_dir}/${each.key}.zip"
+  push_invoker_email      = google_service_account.push_invoker.email
+  pubsub_service_agent    = local.pubsub_service_agent
+  ingress_settings        = var.function_ingress_settings
+  environment             = var.function_environment
+  store_collection_prefix = var.store_collection_prefix
+  build_service_account   = var.build_service_account
 
   subscription_retention_duration = var.subscription_retention_duration
   dead_letter_retention_duration  = var.dead_letter_retention_duration

@@ -493,6 +493,7 @@ def test_function_runs_as_its_own_account_with_the_runtime_environment() -> None
     managed = local_value(CONSUMER_MAIN, "managed_environment")
     assert "PUBSUB_PROJECT_ID" in managed and "GOOGLE_CLOUD_PROJECT" in managed
     assert re.search(r'uses_store\s*\?\s*\{\s*PUBSUB_KIT_STORE\s*=\s*"firestore"', managed)
+    assert "PUBSUB_KIT_STORE_PREFIX = var.store_collection_prefix" in managed
     assert text(service["environment_variables"]).endswith(", local.managed_environment)"), (
         "the managed variables are merged last, so nothing can override them"
     )
@@ -543,6 +544,18 @@ def test_firestore_database_is_the_native_default() -> None:
     assert '"(default)"' in text(database["for_each"])
     assert "var.firestore_location" in text(database["location_id"])
     assert text(database["deletion_policy"]) == "var.firestore_deletion_policy"
+
+
+def test_audit_queries_have_their_composite_indexes() -> None:
+    """Real Firestore refuses the audit log's queries without these; the emulator does not."""
+    index = the_resource("google_firestore_index")
+    assert "_audit" in text(index["collection"])
+    assert "fields" in dynamic_blocks(index)
+    wanted = [["time", "event_id"], ["subject", "time", "event_id"], ["actor", "time", "event_id"],
+              ["subject", "actor", "time", "event_id"]]
+    declared = local_value(INFRA / "main.tf", "audit_indexes")
+    for fields in wanted:
+        assert str(fields).replace("'", '"') in declared, fields
 
 
 def test_terraform_reads_everything_from_topology_json() -> None:

@@ -12,7 +12,7 @@ AFFINITY = "timeline_affinity"
 def record_like(store: Store, event: PostLiked, delivery: Delivery) -> bool:
     """Count one like of ``event.author_id`` by ``event.liker_id``, once per event.
 
-    The count and its once-token are written in one transaction, so a redelivery, even one whose
+    The count and its once-token are written in one atomic commit, so a redelivery, even one whose
     first attempt died after the write, does not count twice. Liking one's own post does not
     count: it says nothing about what the user wants to see.
 

@@ -5,7 +5,9 @@
 - ``sqlite:///path/to/state.db`` (or a bare path): the embedded store, the local default
   (``.pubsub-kit/state.db``);
 - ``firestore`` or ``firestore://DATABASE``: Firestore, the default on GCP (where ``K_SERVICE``
-  is set), because a function instance's disk is gone with the instance.
+  is set), because a function instance's disk is gone with the instance. Its collections are
+  named after ``PUBSUB_KIT_STORE_PREFIX`` (default ``pubsubkit``), which Terraform sets to match
+  its TTL policies and indexes.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def open_store(url: str | None = None) -> Store:
         from shared.stores.firestore import FirestoreStore
 
         database = url.removeprefix("firestore").removeprefix("://") or None
-        return FirestoreStore(database=database)
+        prefix = os.environ.get("PUBSUB_KIT_STORE_PREFIX") or "pubsubkit"
+        return FirestoreStore(database=database, prefix=prefix)
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://")
         path = path[1:] if path.startswith("/") else path  # sqlite:///rel  vs  sqlite:////abs

@@ -6,13 +6,23 @@ the counters live in four collections named after ``prefix`` (default ``pubsubki
 - ``{prefix}_claims``: one document per claim key (``state``, ``expire_at``);
 - ``{prefix}_audit``: one document per event id (``time`` and ``recorded_at`` as timestamps,
   ``data`` as a map);
-- ``{prefix}_counters``: one document per ``(collection, key)``, its counters in the ``counts`` map;
+- ``{prefix}_counters``: one document per ``(collection, key)``, its counters in the ``counts``
+  map (keyed like document ids; ``fields`` maps those keys back to the counters' names);
 - ``{prefix}_applied``: one document per applied ``once`` token.
 
-Every check-then-write runs in a Firestore transaction, so two instances racing for one claim
-cannot both win and a counter moves at most once per token. Writes whose only check is "does
-this document exist yet" (recording an audit entry) use a create precondition instead, which
-the server enforces atomically in one round trip.
+Every check-then-write is a conditional write that Firestore checks and applies atomically, so
+two instances racing for one claim cannot both win and a counter moves at most once per token:
+
+- a first claim, an audit entry and an applied token are *created* (precondition: the document
+  does not exist yet); the token's create and the counter's increment are one atomic commit;
+- taking over an expired claim, or releasing one, writes only if the claim's update time is
+  still the one just read (compare-and-set); the loser re-reads and answers from what it finds.
+
+This is the guarantee of a read-write transaction, with fewer round trips and no locks held
+between them. Transactions were tried first: the client retries an aborted commit at once,
+without backoff, and an aborted read not at all; and the emulator holds contended locks until a
+2 s timeout, so ten instances taking over one expired claim kept timing out there
+(``ABORTED: Transaction lock timeout``).
 
 Document ids are the keys percent-encoded (``urllib.parse.quote(key, safe="")``), so ``/`` and
 unicode are safe and ids stay readable; ids that would be longer than Firestore allows are a
@@ -36,6 +46,8 @@ needs composite indexes on ``{prefix}_audit`` in real Firestore (the emulator ne
 - ``subject`` ASC, ``actor`` ASC, ``time`` ASC, ``event_id`` ASC (both filters).
 
 A query that lacks its index fails with ``FailedPrecondition`` and a link that creates it.
+Firestore compares at most 1500 bytes of an indexed string, so ``subject`` and ``actor`` longer
+than that (in UTF-8) are stored but cannot be queried by: ``query_audit`` refuses them.
 """
 
 from __future__ import annotations
@@ -43,6 +55,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import re
 import threading
 import time
@@ -55,10 +68,14 @@ from shared.errors import ConfigurationError
 from shared.stores.base import DONE_RETENTION, AuditEntry, ClaimState, Store, check_key
 
 if TYPE_CHECKING:
-    from google.cloud.firestore import Client, Transaction
+    from google.cloud.firestore import Client
 
 _MAX_ID_BYTES = 1500  # Firestore's limit on a document id
-_MAX_ATTEMPTS = 20  # per transaction; contention aborts are retried, keeping their place in line
+_MAX_COUNTER_BYTES = 1024  # for a counter's key in the counts map; a field path has 1500 bytes
+_MAX_INDEXED_BYTES = 1500  # Firestore's limit on a string an equality filter can compare
+_ATTEMPTS = 8  # per operation whose write aborts or loses a race, counting the first
+_FIRST_BACKOFF = 0.05  # 50 ms at most before the second attempt, doubling each time
+_MAX_BACKOFF = 2.0  # 2 s
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 _RESERVED_ID = re.compile(r"__.*__|\.{1,2}", re.DOTALL)
 _INT64 = range(-(2**63), 2**63)
@@ -131,47 +148,59 @@ class FirestoreStore(Store):
     def _doc(self, collection: str, *parts: str) -> Any:
         return self._client().collection(f"{self.prefix}_{collection}").document(_doc_id(*parts))
 
-    def _transaction(self, body: Callable[..., Any], *args: Any) -> Any:
-        from google.cloud import firestore
-
-        # One decorator per call: a ``_Transactional`` keeps the transaction id it retries with
-        # on itself, so sharing one between threads would mix up their transactions.
-        run = firestore.transactional(body)
-        return run(self._client().transaction(max_attempts=_MAX_ATTEMPTS), *args)
-
     # -- idempotency -----------------------------------------------------------------------
     def claim(self, key: str, lease: float) -> ClaimState:
         check_key("claim key", key)
+        from google.api_core.exceptions import AlreadyExists
+
         ref = self._doc("claims", key)
         now = self._clock()
+        claimed = {"key": key, "state": "claimed", "expire_at": _at(now + lease)}
 
-        def body(transaction: Transaction) -> ClaimState:
-            snapshot = ref.get(transaction=transaction)
-            if snapshot.exists:
-                state, expire_at = snapshot.get("state"), _from_timestamp(snapshot.get("expire_at"))
-                if expire_at > _at(now):
-                    return ClaimState.DONE if state == "done" else ClaimState.BUSY
-            transaction.set(ref, {"key": key, "state": "claimed", "expire_at": _at(now + lease)})
+        def attempt() -> ClaimState:
+            try:
+                ref.create(claimed)  # the common case: nobody has claimed the key yet
+                return ClaimState.ACQUIRED
+            except AlreadyExists:
+                pass
+            snapshot = ref.get()
+            if not snapshot.exists:
+                raise _Changed(f"claim {key!r} was released meanwhile")
+            if _from_timestamp(snapshot.get("expire_at")) > _at(now):
+                return ClaimState.DONE if snapshot.get("state") == "done" else ClaimState.BUSY
+            # The lease ran out (or the completion's retention did): take it over, unless
+            # someone else wrote the claim since it was read.
+            self._compare_and_set(ref, snapshot, lambda option: ref.update(claimed, option=option))
             return ClaimState.ACQUIRED
 
-        return self._transaction(body)  # type: ignore[no-any-return]
+        return _retry(attempt)  # type: ignore[no-any-return]
 
     def complete(self, key: str) -> None:
         check_key("claim key", key)
         # A blind write, like SQLite's INSERT OR REPLACE: completing is right whoever holds it.
         done = {"key": key, "state": "done", "expire_at": _at(self._clock() + DONE_RETENTION)}
-        self._doc("claims", key).set(done)
+        ref = self._doc("claims", key)
+        _retry(lambda: ref.set(done))
 
     def release(self, key: str) -> None:
         check_key("claim key", key)
         ref = self._doc("claims", key)
 
-        def body(transaction: Transaction) -> None:
-            snapshot = ref.get(transaction=transaction)
-            if snapshot.exists and snapshot.get("state") == "claimed":
-                transaction.delete(ref)
+        def attempt() -> None:
+            snapshot = ref.get()
+            if snapshot.exists and snapshot.get("state") == "claimed":  # never undo a completion
+                self._compare_and_set(ref, snapshot, lambda option: ref.delete(option=option))
 
-        self._transaction(body)
+        _retry(attempt)
+
+    def _compare_and_set(self, ref: Any, snapshot: Any, write: Callable[[Any], object]) -> None:
+        """``write(option)`` if ``ref`` is unchanged since ``snapshot``; else :class:`_Changed`."""
+        from google.api_core.exceptions import FailedPrecondition, NotFound
+
+        try:
+            write(self._client().write_option(last_update_time=snapshot.update_time))
+        except (FailedPrecondition, NotFound) as exc:
+            raise _Changed(f"{ref.id!r} changed since it was read") from exc
 
     # -- audit log ------------------------------------------------------------------------
     def record_audit(self, entry: AuditEntry) -> bool:
@@ -211,6 +240,12 @@ class FirestoreStore(Store):
     ) -> list[AuditEntry]:
         if not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
+        for name, value in (("subject", subject), ("actor", actor)):
+            if value is not None and len(value.encode()) > _MAX_INDEXED_BYTES:
+                raise ValueError(
+                    f"{name} must be at most {_MAX_INDEXED_BYTES} bytes in UTF-8 to be queried in "
+                    f"Firestore, got {len(value.encode())} bytes"
+                )
         if limit == 0:
             return []
         from google.cloud.firestore_v1.base_query import FieldFilter
@@ -235,36 +270,47 @@ class FirestoreStore(Store):
         check_key("counter field", field)
         if not isinstance(amount, int) or isinstance(amount, bool):
             raise ValueError(f"amount must be an integer, got {type(amount).__name__}")
+        from google.api_core.exceptions import AlreadyExists
         from google.cloud import firestore
 
         applied = self._doc("applied", collection, once)
+        # Counter names are map keys, which Firestore restricts as it does document ids.
+        slot = _doc_id(field, max_bytes=_MAX_COUNTER_BYTES)
         counter = self._doc("counters", collection, key)
-        now = self._clock()
+        token = {"collection": collection, "token": once, "expire_at": _at(self._clock() + DONE_RETENTION)}
 
-        def body(transaction: Transaction) -> bool:
-            if applied.get(transaction=transaction).exists:
-                return False
-            transaction.create(
-                applied,
-                {"collection": collection, "token": once, "expire_at": _at(now + DONE_RETENTION)},
-            )
-            # A server-side increment: other tokens may add to this counter concurrently
-            # without contending for it; the token document alone decides "once".
-            transaction.set(
+        def attempt() -> None:
+            # One atomic commit: the token's create precondition is the check, and when it
+            # fails nothing is written, so the counter moves exactly when the token is new.
+            # The increment is a server-side transform, so tokens adding to one counter at
+            # once do not contend for it.
+            batch = self._client().batch()
+            batch.create(applied, token)
+            batch.set(
                 counter,
-                {"collection": collection, "key": key, "counts": {field: firestore.Increment(amount)}},
+                {
+                    "collection": collection,
+                    "key": key,
+                    "counts": {slot: firestore.Increment(amount)},
+                    "fields": {slot: field},
+                },
                 merge=True,
             )
-            return True
+            batch.commit()
 
-        return self._transaction(body)  # type: ignore[no-any-return]
+        try:
+            _retry(attempt)
+        except AlreadyExists:
+            return False
+        return True
 
     def counters(self, collection: str, key: str) -> dict[str, int]:
         check_key("counter collection", collection)
         check_key("counter key", key)
         snapshot = self._doc("counters", collection, key).get()
-        counts = (snapshot.to_dict() or {}).get("counts") or {}
-        return dict(sorted(counts.items()))
+        document = snapshot.to_dict() or {}
+        counts, fields = document.get("counts") or {}, document.get("fields") or {}
+        return dict(sorted((fields[slot], value) for slot, value in counts.items()))
 
     def close(self) -> None:
         with self._lock:
@@ -273,14 +319,40 @@ class FirestoreStore(Store):
             client.close()
 
 
-def _doc_id(*parts: str) -> str:
-    """A valid, unambiguous document id for ``parts``: readable when short, hashed when not."""
+class _Changed(Exception):
+    """A compare-and-set lost: the document changed between the read and the write."""
+
+
+def _retry(attempt: Callable[[], Any]) -> Any:
+    """Call ``attempt`` again while it aborts or loses a race, with jittered, doubling waits.
+
+    Raises:
+        google.api_core.exceptions.Aborted: still contended after ``_ATTEMPTS`` attempts.
+    """
+    from google.api_core.exceptions import Aborted
+
+    # Firestore may abort a write that contends for a document; nothing was written then. A
+    # lost compare-and-set wrote nothing either, and the next attempt reads what won.
+    delay = _FIRST_BACKOFF
+    for number in range(1, _ATTEMPTS + 1):
+        try:
+            return attempt()
+        except (Aborted, _Changed) as exc:
+            if number == _ATTEMPTS:
+                raise Aborted(f"gave up after {_ATTEMPTS} attempts: {exc}") from exc
+        time.sleep(random.uniform(0, delay))
+        delay = min(delay * 2, _MAX_BACKOFF)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _doc_id(*parts: str, max_bytes: int = _MAX_ID_BYTES) -> str:
+    """A valid, unambiguous document id (or map key) for ``parts``: readable, or hashed if long."""
     # quote(safe="") leaves only [A-Za-z0-9_.~-] unescaped, so ":" cannot occur inside a part.
     encoded = ":".join(quote(part, safe="") for part in parts)
     if _RESERVED_ID.fullmatch(encoded):
         # ".", ".." and "__x__" are reserved ids: escape the first character (still unquotable).
         encoded = f"%{ord(encoded[0]):02X}{encoded[1:]}"
-    if len(encoded) > _MAX_ID_BYTES:  # ASCII after quoting: characters are bytes
+    if len(encoded) > max_bytes:  # ASCII after quoting: characters are bytes
         # "#" is always escaped by quote(), so a digest id never equals a readable one.
         encoded = "#sha256:" + hashlib.sha256(encoded.encode()).hexdigest()
     return encoded

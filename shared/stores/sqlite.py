@@ -207,6 +207,9 @@ class SqliteStore(Store):
     # -- idempotent effects ---------------------------------------------------------------
     def increment(self, collection: str, key: str, field: str, amount: int = 1, *, once: str) -> bool:
         check_key("once token", once)
+        check_key("counter collection", collection)
+        check_key("counter key", key)
+        check_key("counter field", field)
         now = self._clock()
         with self._transaction() as db:
             applied = db.execute(
@@ -223,6 +226,8 @@ class SqliteStore(Store):
             return True
 
     def counters(self, collection: str, key: str) -> dict[str, int]:
+        check_key("counter collection", collection)
+        check_key("counter key", key)
         with self._transaction() as db:
             rows = db.execute(
                 "SELECT field, value FROM counters WHERE collection = ? AND key = ? ORDER BY field",

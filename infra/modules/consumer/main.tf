@@ -20,7 +20,10 @@ locals {
       PUBSUB_PROJECT_ID    = var.project_id
       GOOGLE_CLOUD_PROJECT = var.project_id
     },
-    var.function.uses_store ? { PUBSUB_KIT_STORE = "firestore" } : {},
+    var.function.uses_store ? {
+      PUBSUB_KIT_STORE        = "firestore"
+      PUBSUB_KIT_STORE_PREFIX = var.store_collection_prefix
+    } : {},
   )
 
   # Keyed by role so that for_each never depends on a list position.

@@ -131,6 +131,12 @@ variable "environment" {
   default     = {}
 }
 
+variable "store_collection_prefix" {
+  description = "Prefix of the Firestore collections the store uses (PUBSUB_KIT_STORE_PREFIX); must match the root module's TTL and index settings."
+  type        = string
+  default     = "pubsubkit"
+}
+
 variable "subscription_retention_duration" {
   description = "How long a push subscription keeps unacknowledged messages, e.g. \"604800s\": how long a consumer may be down without losing events."
   type        = string
