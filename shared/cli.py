@@ -1,6 +1,7 @@
 """``pubsub-kit``: provision, run, inspect and export the topology.
 
     pubsub-kit provision                      create topics and subscriptions on the emulator
+    pubsub-kit publish TYPE JSON              publish one typed event (validated first)
     pubsub-kit dev                            run every function locally until Ctrl-C
     pubsub-kit demo                           run the system, publish demo events, report
     pubsub-kit topology export --terraform    write infra/topology.json
@@ -83,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("provision", help="create the topology on the emulator, idempotently")
     p.add_argument("--project", help="project id (default PUBSUB_PROJECT_ID)")
 
+    p = commands.add_parser("publish", help="publish one event, validated against its model first")
+    p.add_argument("event_type", help="versioned event type, e.g. post.liked.v1")
+    p.add_argument("data", help="the event's data as a JSON object")
+    p.add_argument("--ordering-key", help="deliver in order with other events of this key")
+    p.add_argument("--correlation-id", help="default: the new event's id")
+    p.add_argument("--project", help="project id (default PUBSUB_PROJECT_ID)")
+
     for name, text in (("dev", "run every function locally until Ctrl-C"),
                        ("demo", "run the system locally, publish demo events, report")):
         p = commands.add_parser(name, help=text)
@@ -158,6 +166,8 @@ def _run(args: argparse.Namespace, topology: Topology) -> int:
             f"{len(report.unchanged)} unchanged"
         )
         return 0
+    if args.command == "publish":
+        return _publish(args, topology)
     if args.command == "dev":
         return _dev(topology, args.project, args.port_base)
     if args.command == "demo":
@@ -204,6 +214,18 @@ def _topology(args: argparse.Namespace, topology: Topology) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     print(f"wrote {args.output}")
+    return 0
+
+
+def _publish(args: argparse.Namespace, topology: Topology) -> int:
+    from shared.publisher import Publisher
+
+    event = topology.registry.parse(args.event_type, args.data)  # named errors, before any I/O
+    publisher = Publisher(topology, project=args.project, source="/cli/pubsub-kit")
+    message_id = publisher.publish(
+        event, ordering_key=args.ordering_key, correlation_id=args.correlation_id
+    ).result(timeout=publisher.settings.timeout)
+    print(f"published {args.event_type} to {topology.topic_for(event).name}: message {message_id}")
     return 0
 
 

@@ -152,11 +152,16 @@ def _pull(
     from google.api_core import exceptions
 
     letters: dict[str, DeadLetter] = {}
-    # One pull may return fewer messages than are there; ask again until an empty answer.
+    # One pull may return fewer messages than are there; ask again until an empty answer. The
+    # first waits for messages; the others only collect what is already there.
     while len(letters) < max_messages:
         try:
             response = subscriber.pull(
-                request={"subscription": path, "max_messages": max_messages - len(letters)},
+                request={
+                    "subscription": path,
+                    "max_messages": max_messages - len(letters),
+                    "return_immediately": bool(letters),
+                },
                 timeout=timeout,
             )
         except exceptions.DeadlineExceeded:

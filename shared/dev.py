@@ -174,21 +174,28 @@ def _pump_lines(name: str, stream: IO[str] | None, on_line: Callable[[str, str],
 class HttpPusher:
     """Delivers pulled messages to function URLs as GCP push does, one connection per thread."""
 
-    def __init__(self, stopping: threading.Event, request_timeout: float = 600.0) -> None:
+    def __init__(self, stopping: threading.Event) -> None:
         self._local = threading.local()
         self._stopping = stopping
-        self.request_timeout = request_timeout
 
-    def deliver(self, url: str, subscription_path: str, raw: RawMessage) -> bool:
-        """POST ``raw``; True on 2xx. While the function is unreachable, wait and try again."""
+    def deliver(self, url: str, subscription_path: str, raw: RawMessage, timeout: float) -> bool:
+        """POST ``raw``; True on 2xx.
+
+        While the function is unreachable (connection refused or dropped before an answer) the
+        message is not counted as delivered: it stays leased and is posted again. A function
+        that does not answer within ``timeout`` (the ack deadline) failed the attempt, as on
+        GCP, and the message is nacked.
+        """
         body = json.dumps(to_push_body(raw, subscription_path)).encode()
         delay = 0.05
         while not self._stopping.is_set():
             try:
-                status = self._post(url, body)
-            except (ConnectionError, http.client.HTTPException, OSError, TimeoutError):
+                status = self._post(url, body, timeout)
+            except TimeoutError:
                 self._drop_connection(url)
-                # Not a delivery attempt: nobody received it. Keep the lease and try again.
+                return False
+            except (ConnectionError, http.client.HTTPException, OSError):
+                self._drop_connection(url)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 1.0)
                 continue
@@ -202,7 +209,7 @@ class HttpPusher:
         if url not in conns:
             host_port = url.split("//", 1)[1].split("/", 1)[0]
             host, port = host_port.split(":")
-            conns[url] = http.client.HTTPConnection(host, int(port), timeout=self.request_timeout)
+            conns[url] = http.client.HTTPConnection(host, int(port))
         return conns[url]
 
     def _drop_connection(self, url: str) -> None:
@@ -211,8 +218,11 @@ class HttpPusher:
         if conn is not None:
             conn.close()
 
-    def _post(self, url: str, body: bytes) -> int:
+    def _post(self, url: str, body: bytes, timeout: float) -> int:
         conn = self._connection(url)
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
         conn.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
         response = conn.getresponse()
         response.read()
@@ -314,9 +324,11 @@ class LocalSystem:
         path = f"projects/{self.project}/subscriptions/{subscription}"
 
         url = self.functions[consumer].url
+        # GCP push waits for an answer up to the subscription's ack deadline.
+        timeout = float(self.topology.consumer(consumer).ack_deadline)
 
         def deliver(raw: RawMessage) -> bool:
-            return self._pusher.deliver(url, path, raw)
+            return self._pusher.deliver(url, path, raw, timeout)
 
         return deliver
 
