@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS audit (
     data TEXT NOT NULL,
     recorded_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS claims_expiry ON claims (state, expires_at);
 CREATE INDEX IF NOT EXISTS audit_subject ON audit (subject, time);
 CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time);
 CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
@@ -68,6 +69,7 @@ class SqliteStore(Store):
         self._local = threading.local()
         self._shared: sqlite3.Connection | None = None
         self._shared_lock = threading.Lock()
+        self._next_purge = 0.0
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self._shared_lock:
@@ -136,8 +138,12 @@ class SqliteStore(Store):
                 "INSERT OR REPLACE INTO claims (key, state, expires_at) VALUES (?, 'done', ?)",
                 (key, now + DONE_RETENTION),
             )
-            # Forget what no redelivery can reach any more; cheap thanks to the primary key.
-            db.execute("DELETE FROM claims WHERE state = 'done' AND expires_at < ?", (now,))
+            # Forget what no redelivery can reach any more: an index range scan, and only once a
+            # minute per process, so the write lock every claim needs stays short.
+            if now >= self._next_purge:
+                self._next_purge = now + 60
+                db.execute("DELETE FROM claims WHERE state = 'done' AND expires_at < ?", (now,))
+                db.execute("DELETE FROM applied WHERE expires_at < ?", (now,))
 
     def release(self, key: str) -> None:
         check_key("claim key", key)

@@ -1,0 +1,196 @@
+"""What every benchmark needs: the emulator, events, counting, bounded waits, clean-up."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+
+from shared import dev
+from shared.system.events import PostLiked
+
+
+# Every topic the bench declares has this in its name, and so has every subscription on one.
+BENCH_MARK = "bench-"
+
+
+class BenchError(Exception):
+    """A benchmark could not complete (timeout, lost or failed messages); the message says which."""
+
+
+@contextlib.contextmanager
+def emulator(private: bool = False) -> Iterator[str]:
+    """The emulator's host:port: ``PUBSUB_EMULATOR_HOST`` if set, else started via emulator.sh.
+
+    Stopped on exit only if this call started it. ``private`` starts one of our own through
+    emulator.sh (its own port and state folder) even when another is running or configured, so
+    that other users of a shared emulator cannot skew the numbers.
+    """
+    if os.environ.get("PUBSUB_EMULATOR_HOST") and not private:
+        yield os.environ["PUBSUB_EMULATOR_HOST"]
+        return
+    saved = {
+        k: os.environ.get(k)
+        for k in ("PUBSUB_EMULATOR_HOST", "EMULATOR_STATE_DIR", "PUBSUB_EMULATOR_PORT")
+    }
+    with contextlib.ExitStack() as stack:
+        if private:
+            state = stack.enter_context(tempfile.TemporaryDirectory(prefix="pubsub-kit-bench-emu-"))
+            os.environ["EMULATOR_STATE_DIR"] = state  # emulator.sh keeps pid, port and log here
+            os.environ["PUBSUB_EMULATOR_PORT"] = str(free_port())
+        was_running = dev.emulator_running("pubsub")
+        env = dev.emulator_env("pubsub")  # raises ConfigurationError saying what is missing
+        os.environ["PUBSUB_EMULATOR_HOST"] = env["PUBSUB_EMULATOR_HOST"]
+        try:
+            yield env["PUBSUB_EMULATOR_HOST"]
+        finally:
+            if not was_running:
+                dev.stop_emulator("pubsub")
+            for key, value in saved.items():  # as they were: emulator.sh reads the last two
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def delete_bench_resources(project: str) -> int:
+    """Delete the bench's subscriptions and topics (names with ``bench-``) in ``project``.
+
+    Returns how many subscriptions were deleted.
+
+    Cancelled streaming pulls stay registered in the emulator (it never processes the client's
+    RST_STREAM). While their subscription still holds messages, the emulator's pusher thread
+    for each spins and can take a whole core, for every user of a shared emulator, until the
+    subscription is deleted. So a run leaves nothing behind, even after a failed measurement.
+    """
+    from google.api_core import exceptions
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    publisher = pubsub_v1.PublisherClient()
+    deleted = 0
+    try:
+        for sub in subscriber.list_subscriptions(request={"project": f"projects/{project}"}):
+            if BENCH_MARK not in sub.name.rsplit("/", 1)[-1]:
+                continue
+            with contextlib.suppress(exceptions.NotFound):
+                subscriber.delete_subscription(request={"subscription": sub.name}, timeout=30)
+                deleted += 1
+        for topic in publisher.list_topics(request={"project": f"projects/{project}"}):
+            if BENCH_MARK not in topic.name.rsplit("/", 1)[-1]:
+                continue
+            with contextlib.suppress(exceptions.NotFound):
+                publisher.delete_topic(request={"topic": topic.name}, timeout=30)
+    finally:
+        subscriber.close()
+    return deleted
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def likes(count: int) -> list[PostLiked]:
+    """``count`` distinct, valid events of a realistic size (about 130 bytes of JSON)."""
+    now = datetime.now(timezone.utc)
+    return [
+        PostLiked(post_id=f"post-{i}", liker_id=f"user-{i % 97}", author_id=f"user-{i % 89}",
+                  liked_at=now)
+        for i in range(count)
+    ]
+
+
+def wait_futures(futures: Sequence[concurrent.futures.Future], timeout: float, what: str) -> None:
+    """Wait for every future; raise :class:`BenchError` on a timeout or a failed publish."""
+    done, not_done = concurrent.futures.wait(futures, timeout=timeout)
+    if not_done:
+        raise BenchError(f"{what}: {len(not_done)} of {len(futures)} not settled after {timeout:g} s")
+    failed = [f for f in done if f.exception() is not None]
+    if failed:
+        raise BenchError(f"{what}: {len(failed)} of {len(futures)} failed: {failed[0].exception()!r}")
+
+
+class Counter:
+    """Counts handled messages from many threads and wakes a waiter at a target.
+
+    Distinct ids are tracked too, so a redelivery cannot pass for a new message.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: set[str] = set()
+        self.count = 0
+        self._target = 0
+        self._reached = threading.Event()
+
+    def hit(self, message_id: str) -> None:
+        with self._lock:
+            self.count += 1
+            self._ids.add(message_id)
+            if len(self._ids) >= self._target:
+                self._reached.set()
+
+    def expect(self, target: int) -> None:
+        """Arm for ``target`` distinct messages in total (count from zero)."""
+        with self._lock:
+            self._target = target
+            self._reached.clear()
+            if len(self._ids) >= target:
+                self._reached.set()
+
+    def wait(self, timeout: float, what: str) -> None:
+        if not self._reached.wait(timeout):
+            raise BenchError(
+                f"{what}: {len(self._ids)} of {self._target} messages after {timeout:g} s"
+            )
+
+    @property
+    def duplicates(self) -> int:
+        with self._lock:
+            return self.count - len(self._ids)
+
+
+class Stopwatch:
+    """Wall-clock seconds on the monotonic clock."""
+
+    def __enter__(self) -> Stopwatch:
+        self.started = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.started
+
+
+class Results:
+    """msg/s per (row, side) over rounds; rows keep the order they were first recorded in."""
+
+    def __init__(self) -> None:
+        self.rates: dict[str, dict[str, list[float]]] = {}
+        self.notes: dict[str, str] = {}
+
+    def record(self, row: str, side: str, messages: int, seconds: float) -> float:
+        rate = messages / seconds if seconds > 0 else float("inf")
+        self.rates.setdefault(row, {}).setdefault(side, []).append(rate)
+        return rate
+
+    def note(self, row: str, text: str) -> None:
+        self.notes[row] = text
+
+    def median(self, row: str, side: str) -> float | None:
+        values = self.rates.get(row, {}).get(side)
+        return statistics.median(values) if values else None
+
+    def spread(self, row: str, side: str) -> str:
+        values = self.rates.get(row, {}).get(side) or []
+        return ", ".join(f"{v:,.0f}" for v in values)

@@ -1,0 +1,175 @@
+"""Local HTTP delivery: messages from the emulator to a functions-framework process.
+
+Three paths, all running at once (idle while another is measured), each on its own topic:
+
+- toolkit: ``shared.dev.LocalSystem`` (pull loop + GCP-shaped push body over HTTP) serving
+  ``bench/functions/bench_kit``, a ``shared.consumer(...).handler`` function with a trivial
+  handler on a consumer with ``uses_store=False``. The function logs one JSON line per message,
+  as every toolkit function does at the default INFO level.
+- bare, same loop: the same ``LocalSystem`` feeding ``bench/functions/bench_bare``, a bare
+  ``@functions_framework.cloud_event`` function. The ratio against it is the cost of the
+  toolkit's function runtime alone.
+- bare, emulator push: the emulator's own push subscription posting to the same bare function
+  (the DESIGN baseline). The ratio against it is what a developer gets from ``pubsub-kit dev``
+  compared with wiring the emulator's push by hand.
+
+Each function prints how many messages it handled (``fn_counter``). A measurement publishes N
+events (``Publisher.publish_all``, the same for every path) and runs from the first publish
+until the function reports N more; the count is read every 20 ms.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from harness import BenchError, Results, Stopwatch, free_port, likes
+from topologies import HTTP_BARE, HTTP_KIT, HTTP_PUSH
+
+from shared import Publisher
+from shared.dev import REPO_ROOT, FunctionProcess, LocalSystem
+from shared.provision import provision
+
+BENCH_DIR = Path(__file__).resolve().parent
+FUNCTIONS_DIR = BENCH_DIR / "functions"
+
+ROW_SAME_LOOP = "http: LocalSystem -> toolkit fn vs same loop -> bare fn"
+ROW_PUSH = "http: LocalSystem -> toolkit fn vs emulator push -> bare fn"
+
+NOTES = {
+    ROW_SAME_LOOP: "raw = the same LocalSystem pull loop posting to a bare functions-framework "
+                   "cloud_event function (cost of the toolkit's function runtime)",
+    ROW_PUSH: "raw = the emulator's push subscription posting to the bare function "
+              "(the DESIGN baseline)",
+}
+
+_COUNT_LINE = re.compile(r"^bench-count (\d+)$")
+
+
+class FunctionCount:
+    """Follows the ``bench-count <n>`` lines of one function process."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.count = 0
+        self._changed = threading.Condition()
+        self._recent: collections.deque[str] = collections.deque(maxlen=15)
+
+    def on_line(self, function: str, line: str) -> None:
+        match = _COUNT_LINE.match(line)
+        if match:
+            with self._changed:
+                self.count = max(self.count, int(match.group(1)))
+                self._changed.notify_all()
+        elif not line.startswith("{"):  # keep the function's non-JSON output for errors
+            self._recent.append(line)
+
+    def wait_for(self, total: int, timeout: float) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.count >= total, timeout):
+                recent = "\n    ".join(self._recent) or "(nothing)"
+                raise BenchError(
+                    f"{self.name}: handled {self.count} of {total} messages after {timeout:g} s; "
+                    f"its last output:\n    {recent}"
+                )
+
+
+@contextlib.contextmanager
+def _function_path() -> Iterator[None]:
+    """Let function processes import ``topologies`` and ``fn_counter`` (they inherit os.environ)."""
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO_ROOT), str(BENCH_DIR), str(FUNCTIONS_DIR), before])
+    )
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
+class HttpPath:
+    """One HTTP path: a publisher feeding a topic and the count of the function behind it."""
+
+    def __init__(self, name: str, publisher: Publisher, count: FunctionCount, n: int) -> None:
+        self.name = name
+        self.publisher = publisher
+        self.count = count
+        self.events = likes(n)
+
+    def deliver(self, n: int, timeout: float) -> None:
+        """Publish ``n`` events and return when the function has handled ``n`` more."""
+        target = self.count.count + n
+        self.publisher.publish_all(self.events[:n])
+        self.count.wait_for(target, timeout)
+
+
+def run(project: str, messages: int, warmup: int, rounds: int, timeout: float,
+        results: Results) -> None:
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    push_subscription = f"projects/{project}/subscriptions/bench-http-push--bare"
+    stops: list[Callable[[], None]] = []
+    n_events = max(messages, warmup)
+    with tempfile.TemporaryDirectory(prefix="pubsub-kit-bench-") as tmp, _function_path():
+        try:
+            paths: list[HttpPath] = []
+            for name, topology, function in (("kit", HTTP_KIT, "bench_kit"),
+                                              ("bare", HTTP_BARE, "bench_bare")):
+                count = FunctionCount(f"LocalSystem -> {function}")
+                system = LocalSystem(
+                    topology, project=project, store_url=f"sqlite:///{tmp}/state.db",
+                    port_base=0, functions=[function], functions_dir=FUNCTIONS_DIR,
+                    on_line=count.on_line,
+                )
+                stops.append(system.stop)
+                system.start()
+                publisher = Publisher(topology, project=project, source="/services/bench")
+                paths.append(HttpPath(name, publisher, count, n_events))
+
+            provision(HTTP_PUSH, project=project)
+            count = FunctionCount("emulator push -> bench_bare")
+            function = FunctionProcess("bench_bare", free_port(), {}, FUNCTIONS_DIR)
+            function.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            stops.append(function.stop)
+            function.start(count.on_line)
+            function.wait_ready()
+            subscriber.create_subscription(request={
+                "name": push_subscription,
+                "topic": f"projects/{project}/topics/bench-http-push",
+                "push_config": {"push_endpoint": f"{function.url}projects/{project}/topics/"
+                                                  "bench-http-push"},
+                "ack_deadline_seconds": 60,
+            })
+            stops.append(lambda: subscriber.delete_subscription(
+                request={"subscription": push_subscription}))
+            publisher = Publisher(HTTP_PUSH, project=project, source="/services/bench")
+            paths.append(HttpPath("push", publisher, count, n_events))
+
+            for path in paths:
+                path.deliver(warmup, timeout)
+            for index in range(rounds):
+                seconds = {}
+                for path in paths if index % 2 == 0 else reversed(paths):
+                    with Stopwatch() as watch:
+                        path.deliver(messages, timeout)
+                    seconds[path.name] = watch.seconds
+                for row, raw in ((ROW_SAME_LOOP, "bare"), (ROW_PUSH, "push")):
+                    results.record(row, "toolkit", messages, seconds["kit"])
+                    results.record(row, "raw", messages, seconds[raw])
+        finally:
+            for stop in reversed(stops):
+                with contextlib.suppress(Exception):  # best effort: the others must still stop
+                    stop()
+            subscriber.close()
+    for row, text in NOTES.items():
+        results.note(row, text)
