@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from shared import dev
 from shared.system.events import PostLiked
 
-
 # Every topic the bench declares has this in its name, and so has every subscription on one.
 BENCH_MARK = "bench-"
 

@@ -43,6 +43,8 @@ __all__ = [
     "RawMessage",
     "RetryPolicy",
     "RetryableError",
+    "Sensitive",
+    "SensitiveKeys",
     "Topic",
     "ToolkitError",
     "Topology",

@@ -34,7 +34,12 @@ from shared.dead_letter import DeadLetterSink
 from shared.delivery import Delivery, RawMessage
 from shared.errors import EventError, PermanentError, RetryableError, ToolkitError
 from shared.events import Event
-from shared.observability import EventContext, TraceContext, describe_exception, event_context
+from shared.observability import (
+    EventContext,
+    TraceContext,
+    describe_exception,
+    event_context,
+)
 from shared.stores.base import ClaimState, Store
 from shared.topology import Consumer, Topology
 

@@ -120,7 +120,7 @@ class ConsumerApp:
             @functools.wraps(fn)
             def endpoint(request: flask.Request) -> tuple[str, int]:
                 try:
-                    raw = parse_request(request.headers, request.get_data())
+                    raw = parse_request(dict(request.headers), request.get_data())
                 except MalformedMessageError as exc:
                     return f"bad request: {exc}\n", 400
                 return respond(dispatcher.process(raw))

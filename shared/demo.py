@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import sys
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -21,7 +21,7 @@ from shared.dead_letter import DeadLetter, inspect
 from shared.dev import LocalSystem
 from shared.publisher import Publisher
 from shared.stores import Store, open_store
-from shared.system.events import OrderDispatched, PostLiked, UserUpdated
+from shared.system.events import FieldChange, OrderDispatched, PostLiked, UserUpdated
 from shared.topology import Topology
 
 USERS = ["alice", "bob", "carol", "dan", "erin"]
@@ -69,8 +69,8 @@ def demo_events(seed: int = 7) -> tuple[list[Any], dict[str, int]]:
             user_id=user,
             changed_by=user if i else "support-agent-7",
             changes={
-                "email": {"old": f"{user}@old.example.com", "new": f"{user}@example.com"},
-                "display_name": {"old": user, "new": user.title()},
+                "email": FieldChange(old=f"{user}@old.example.com", new=f"{user}@example.com"),
+                "display_name": FieldChange(old=user, new=user.title()),
             },
             email=f"{user}@example.com",
         )

@@ -196,8 +196,8 @@ class PullWorker:
             self._stopped.wait()
         finally:
             self.stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def __enter__(self) -> PullWorker:
         self.start()

@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 
 from shared import _codec
-from shared.errors import EventValidationError, MalformedMessageError, UnknownEventTypeError
+from shared.errors import (
+    EventValidationError,
+    MalformedMessageError,
+    UnknownEventTypeError,
+)
 from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY
 

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Annotated, ClassVar
 
 import pytest
+from pydantic import ValidationError
 
 from shared import REDACTED, Event, EventRegistry, Sensitive, TopologyError
 from shared.errors import EventValidationError, UnknownEventTypeError
@@ -101,9 +102,9 @@ def test_nested_sensitive_fields_are_redacted() -> None:
 
 def test_events_are_immutable_and_refuse_unknown_fields() -> None:
     event = PostLiked(post_id="p", liker_id="u", author_id="a", liked_at=datetime.now(timezone.utc))
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         event.post_id = "other"  # type: ignore[misc]
-    with pytest.raises(Exception, match="extra"):
+    with pytest.raises(ValidationError, match="extra"):
         PostLiked(post_id="p", liker_id="u", author_id="a", liked_at=datetime.now(timezone.utc),
                   typo=1)  # type: ignore[call-arg]
 

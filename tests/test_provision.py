@@ -6,9 +6,9 @@ import pytest
 from google.cloud import pubsub_v1
 
 from shared.provision import provision
+from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY
 from shared.topology import Consumer, RetryPolicy, Topic, Topology
-from shared.system.events import PostLiked
 
 pytestmark = pytest.mark.emulator
 

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 from google.cloud import pubsub_v1
 
-from shared import Publisher, PublishError, Topic, Topology, ToolkitError
+from shared import Publisher, PublishError, ToolkitError, Topic, Topology
 from shared.system.events import OrderDispatched, PostLiked
 from tests.conftest import REPO
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from shared import Consumer, FunctionSettings, RetryPolicy, Topic, Topology, TopologyError
+from shared import (
+    Consumer,
+    FunctionSettings,
+    RetryPolicy,
+    Topic,
+    Topology,
+    TopologyError,
+)
 from shared.cli import TERRAFORM_EXPORT, terraform_json
 from shared.contracts import render
 from shared.system.events import OrderDispatched, PostLiked

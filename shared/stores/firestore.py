@@ -138,7 +138,9 @@ class FirestoreStore(Store):
         if self._client_obj is None or (self._own_client and self._client_pid != os.getpid()):
             with self._lock:
                 if self._client_obj is None or (self._own_client and self._client_pid != os.getpid()):
-                    from google.cloud import firestore  # deferred: cold starts that never need it skip it
+                    from google.cloud import (
+                        firestore,  # deferred: cold starts that never need it skip it
+                    )
 
                     self._client_obj = firestore.Client(project=self.project, database=self.database)
                     self._client_pid = os.getpid()
@@ -251,12 +253,13 @@ class FirestoreStore(Store):
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         query: Any = self._client().collection(f"{self.prefix}_audit")
-        for field, op, value in (
+        criteria: tuple[tuple[str, str, object], ...] = (
             ("subject", "==", subject),
             ("actor", "==", actor),
             ("time", ">=", None if since is None else _utc(since)),
             ("time", "<", None if until is None else _utc(until)),
-        ):
+        )
+        for field, op, value in criteria:
             if value is not None:
                 query = query.where(filter=FieldFilter(field, op, value))
         query = query.order_by("time").order_by("event_id").limit(limit)

@@ -6,7 +6,12 @@
 
 from __future__ import annotations
 
-from shared.system.events import NotificationRequested, OrderDispatched, PostLiked, UserUpdated
+from shared.system.events import (
+    NotificationRequested,
+    OrderDispatched,
+    PostLiked,
+    UserUpdated,
+)
 from shared.topology import Consumer, FunctionSettings, RetryPolicy, Topic, Topology
 
 TOPOLOGY = Topology(
