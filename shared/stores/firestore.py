@@ -259,9 +259,9 @@ class FirestoreStore(Store):
             ("time", ">=", None if since is None else _utc(since)),
             ("time", "<", None if until is None else _utc(until)),
         )
-        for field, op, value in criteria:
-            if value is not None:
-                query = query.where(filter=FieldFilter(field, op, value))
+        for field, op, bound in criteria:
+            if bound is not None:
+                query = query.where(filter=FieldFilter(field, op, bound))
         query = query.order_by("time").order_by("event_id").limit(limit)
         return [_entry(snapshot.to_dict()) for snapshot in query.stream()]
 
