@@ -42,6 +42,15 @@ class PublisherSettings(NamedTuple):
     flush_timeout: float = 30.0  # seconds the exit hook waits for outstanding messages
 
 
+class PublishFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+    """The outcome of one publish: the message id, or a :class:`PublishError`."""
+
+    def __init__(self, topic: str, event_id: str) -> None:
+        super().__init__()
+        self.topic = topic
+        self.event_id = event_id
+
+
 def project_id() -> str:
     """The project to publish in: ``PUBSUB_PROJECT_ID``, else ``GOOGLE_CLOUD_PROJECT``."""
     project = os.environ.get("PUBSUB_PROJECT_ID") or os.environ.get("GOOGLE_CLOUD_PROJECT")
@@ -84,7 +93,7 @@ class Publisher:
         self._client: PublisherClient | None = None
         self._client_pid: int | None = None
         self._lock = threading.Lock()
-        self._pending: set[concurrent.futures.Future[str]] = set()
+        self._pending: set[PublishFuture] = set()
 
     @property
     def project(self) -> str:
@@ -122,7 +131,7 @@ class Publisher:
         correlation_id: str | None = None,
         event_id: str | None = None,
         time: datetime | None = None,
-    ) -> concurrent.futures.Future[str]:
+    ) -> PublishFuture:
         """Publish one event to its topic.
 
         Args:
@@ -134,7 +143,8 @@ class Publisher:
             time: ``ce-time``; now by default.
 
         Returns:
-            A future whose result is the Pub/Sub message id; it raises :class:`PublishError`.
+            A future whose result is the Pub/Sub message id (it raises :class:`PublishError`),
+            with the event's ``topic`` and ``event_id`` as attributes.
 
         Raises:
             ToolkitError: the event is not valid for this topology (before any I/O).
@@ -142,7 +152,7 @@ class Publisher:
         topic, data, attributes, envelope = self._prepare(event, correlation_id, event_id, time)
         path = self.topic_path(topic)
         inner = self.client.publish(path, data, ordering_key=ordering_key or "", **attributes)
-        outer: concurrent.futures.Future[str] = concurrent.futures.Future()
+        outer = PublishFuture(topic, envelope.id)
         with self._lock:
             self._pending.add(outer)
 
@@ -168,10 +178,19 @@ class Publisher:
         """Publish every event and wait for all of them; returns their message ids in order.
 
         Raises:
-            PublishError: the first failure, after every publish has settled.
+            PublishError: the first failure, after every publish has settled, or the messages
+                that were not accepted within ``settings.timeout``.
         """
         futures = [self.publish(e, ordering_key=ordering_key) for e in events]
         concurrent.futures.wait(futures, timeout=self.settings.timeout)
+        late = [f for f in futures if not f.done()]
+        if late:
+            raise PublishError(
+                late[0].topic,
+                late[0].event_id,
+                f"{len(late)} of {len(futures)} messages were not accepted within "
+                f"{self.settings.timeout:g} s; is Pub/Sub (or PUBSUB_EMULATOR_HOST) reachable?",
+            )
         return [f.result(timeout=0) for f in futures]
 
     def flush(self, timeout: float | None = None) -> int:

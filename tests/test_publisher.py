@@ -130,3 +130,19 @@ def test_importing_the_toolkit_does_not_load_the_pubsub_client() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-2:] == ["False", "False"]
+
+
+def test_publish_all_gives_up_with_a_clear_error_when_pubsub_is_unreachable(monkeypatch) -> None:
+    import socket
+
+    from shared import PublisherSettings
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
+    monkeypatch.setenv("PUBSUB_PROJECT_ID", "nowhere")
+    publisher = Publisher(TOPOLOGY, PublisherSettings(timeout=1.0, flush_timeout=0.5))
+    with pytest.raises(PublishError, match=r"3 of 3 messages were not accepted within 1 s") as info:
+        publisher.publish_all([like(i) for i in range(3)])
+    assert info.value.topic == "post-liked" and info.value.event_id
