@@ -7,8 +7,8 @@ Each archive holds what Cloud Functions (2nd gen) needs to build the function fr
 - the ``shared/`` package (its ``.py`` files and ``py.typed``), vendored because it is not on
   PyPI: ``main.py`` imports it from the folder it runs in;
 - ``requirements.txt``, which Cloud Build installs when it builds the function: pubsub-kit's
-  runtime dependencies pinned (``name==version``) to the versions installed where the zip is
-  built, so GCP runs what the tests ran. Transitive dependencies are not pinned.
+  runtime dependencies and everything they pull in, pinned (``name==version``) to the versions
+  installed where the zip is built, so GCP runs what the tests ran.
 
 Caches (``__pycache__``, ``*.pyc``) are left out. Archives are reproducible: sorted entries,
 fixed timestamps and permissions, stored uncompressed (deflate output varies with the zlib
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import re
 import stat
 import tempfile
 import zipfile
@@ -38,7 +37,6 @@ REQUIREMENTS = "requirements.txt"
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 _MODE = stat.S_IFREG | 0o644  # a regular file, rw-r--r--
-_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")  # the name at the start of a PEP 508 line
 
 
 def build_packages(topology: Topology, output_dir: Path, only: Sequence[str] | None = None) -> list[Path]:
@@ -78,7 +76,15 @@ def build_packages(topology: Topology, output_dir: Path, only: Sequence[str] | N
 
 
 def pinned_requirements() -> str:
-    """``requirements.txt``: pubsub-kit's runtime dependencies at their installed versions."""
+    """``requirements.txt``: every runtime dependency, transitive ones too, at its installed version.
+
+    Pinning the whole closure means Cloud Build installs exactly what the tests ran with, not
+    whatever was newest on the day of the deploy. Markers are evaluated for the interpreter that
+    builds the archive, so build with the Python version the functions run on.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
     try:
         declared = importlib.metadata.requires(DISTRIBUTION) or []
     except importlib.metadata.PackageNotFoundError:
@@ -86,24 +92,34 @@ def pinned_requirements() -> str:
             f"{DISTRIBUTION} is not installed, so its runtime dependencies are unknown; "
             "install it first (pip install -e .) in the environment that builds the packages"
         ) from None
-    lines = []
-    for requirement in declared:
-        spec, _, marker = requirement.partition(";")
-        if "extra" in marker:  # test and dev extras never ship
-            continue
-        match = _NAME.match(spec)
-        if match is None:
-            raise ToolkitError(f"cannot read the dependency {requirement!r} of {DISTRIBUTION}")
-        name = match.group(1)
+    pins: dict[str, str] = {}
+    seen: set[tuple[str, frozenset[str]]] = set()
+    # (requirement, the extras its parent was installed with): markers may test `extra`.
+    queue = [(text, frozenset[str]()) for text in declared]
+    while queue:
+        text, parent_extras = queue.pop()
         try:
-            version = importlib.metadata.version(name)
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            raise ToolkitError(f"cannot read the dependency {text!r}") from None
+        if requirement.marker is not None and not any(
+            requirement.marker.evaluate({"extra": extra}) for extra in ("", *parent_extras)
+        ):
+            continue  # another platform's, or an extra nobody asked for (tests never ship)
+        key = (canonicalize_name(requirement.name), frozenset(requirement.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            dist = importlib.metadata.distribution(requirement.name)
         except importlib.metadata.PackageNotFoundError:
             raise ToolkitError(
-                f"{DISTRIBUTION} requires {spec.strip()!r}, which is not installed here; "
+                f"{requirement.name} (required as {text!r}) is not installed here; "
                 "install the project's dependencies before packaging"
             ) from None
-        lines.append(f"{name}=={version}")
-    return "".join(f"{line}\n" for line in sorted(lines, key=str.lower))
+        pins[canonicalize_name(dist.metadata["Name"])] = dist.version
+        queue.extend((child, frozenset(requirement.extras)) for child in dist.requires or [])
+    return "".join(f"{name}=={version}\n" for name, version in sorted(pins.items()))
 
 
 def _entries(name: str, requirements: bytes) -> dict[str, bytes]:
