@@ -189,7 +189,9 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - the contract: unexpected errors are retried
             if store is not None:
                 store.release(key)
-            log.error("handler raised", exc_info=exc)
+            # No exc_info: any handler that renders tracebacks would print the exception's
+            # message, which may quote event data. Type and location only.
+            log.error("handler raised", extra={"fields": {"error": describe_exception(exc)}})
             return Result(Outcome.NACK, "retry", describe_exception(exc)["type"])
         if store is not None:
             store.complete(key)
@@ -204,7 +206,7 @@ class Dispatcher:
         try:
             self.dead_letters.send(raw, subscription, reason)
         except ToolkitError as exc:  # PublishError, or no project configured
-            log.error("dead-lettering failed", exc_info=exc)
+            log.error("dead-lettering failed", extra={"fields": {"error": describe_exception(exc)}})
             return Result(Outcome.NACK, "retry", f"dead-lettering failed: {reason}")
         return Result(Outcome.ACK, "dead_lettered", reason)
 

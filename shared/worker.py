@@ -20,7 +20,7 @@ from shared._dispatch import Dispatcher, Handler, Outcome
 from shared.dead_letter import DeadLetterSink
 from shared.delivery import RawMessage
 from shared.events import Event
-from shared.observability import configure_logging
+from shared.observability import configure_logging, describe_exception
 from shared.publisher import project_id
 from shared.stores import Store, open_store
 from shared.topology import Topology
@@ -93,8 +93,11 @@ class SubscriptionPump:
             )
             try:
                 ok = callback(raw)
-            except Exception:  # noqa: BLE001 - a crashed callback must not lose the message
-                log.exception("delivery callback failed", extra={"fields": {"subscription": name}})
+            except Exception as exc:  # noqa: BLE001 - a crashed callback must not lose the message
+                log.error(
+                    "delivery callback failed",
+                    extra={"fields": {"subscription": name, "error": describe_exception(exc)}},
+                )
                 ok = False
             if ok:
                 message.ack()

@@ -180,39 +180,3 @@ def test_audit_log_is_queryable_by_subject_actor_and_time(client, store) -> None
     assert [e.actor for e in store.query_audit(subject="p1")] == ["bob"]
     window = store.query_audit(since=NOW - timedelta(hours=2, minutes=30), until=NOW - timedelta(minutes=30))
     assert [e.subject for e in window] == ["p1", "p2"]
-
-
-def test_handler_errors_map_to_the_ack_contract(store_url) -> None:
-    """Return acks; RetryableError and unexpected exceptions retry; PermanentError dead-letters."""
-    from shared import consumer
-    from shared.consumer import respond
-    from shared.delivery import RawMessage
-
-    sent: list[str] = []
-
-    class Sink:
-        def send(self, raw, subscription, reason, timeout=30.0):
-            sent.append(reason)
-            return "dlq-1"
-
-    app = consumer(TOPOLOGY, "timeline_enrichment")
-    app._dead_letters = Sink()  # the real sink is exercised against the emulator above
-    body = push_body(like(), subscription="post-liked--timeline_enrichment")
-    raw = parse_request({}, json.dumps(body).encode())
-
-    def run(handler) -> tuple[str, int]:
-        return respond(app.process(RawMessage(**{**raw.__dict__}), handler))
-
-    def retry(event):
-        raise RetryableError("later")
-
-    def boom(event):
-        raise KeyError(CANARY)
-
-    def reject(event):
-        raise PermanentError("never")
-
-    assert run(retry)[1] == 500
-    assert run(boom)[1] == 500
-    assert run(reject) == ("", 204) and sent == ["PermanentError: never"]
-    assert run(lambda event: None) == ("", 204)

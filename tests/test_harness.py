@@ -1,0 +1,126 @@
+"""The ack contract, unit-tested through shared.testing.HandlerHarness (in memory).
+
+Every behaviour here is also run against the real emulator: tests/functions, tests/e2e and
+tests/test_worker.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from shared import PermanentError, RetryableError
+from shared.consumer import respond
+from shared.system.events import OrderDispatched, PostLiked, UserUpdated
+from shared.system.topology import TOPOLOGY
+from shared.testing import HandlerHarness, Outcome
+
+NOW = datetime.now(timezone.utc)
+CANARY = "canary-91ce@example.com"
+
+
+def like() -> PostLiked:
+    return PostLiked(post_id="p1", liker_id="u1", author_id="u2", liked_at=NOW)
+
+
+def test_returning_acks_and_a_redelivery_is_a_duplicate() -> None:
+    calls: list[str] = []
+    harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", lambda e: calls.append(e.post_id))
+    first = harness.deliver(like(), event_id="e1")
+    again = harness.deliver(like(), event_id="e1", attempt=2)
+    assert (first.outcome, first.status) == (Outcome.ACK, "handled")
+    assert (again.outcome, again.status) == (Outcome.ACK, "duplicate")
+    assert calls == ["p1"]
+    assert respond(first) == ("", 204)
+
+
+def test_retryable_error_nacks_and_releases_the_claim() -> None:
+    calls: list[int] = []
+
+    def flaky(event, delivery):
+        calls.append(delivery.attempt)
+        if delivery.attempt < 2:
+            raise RetryableError("search index down")
+
+    harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", flaky)
+    retry = harness.deliver(like(), event_id="e1", attempt=1)
+    assert (retry.outcome, retry.status, retry.reason) == (Outcome.NACK, "retry", "search index down")
+    assert respond(retry)[1] == 500
+    assert harness.deliver(like(), event_id="e1", attempt=2).status == "handled"
+    assert calls == [1, 2]
+
+
+def test_an_unexpected_exception_retries_and_its_message_is_not_logged(caplog) -> None:
+    def boom(event):
+        raise KeyError(CANARY)
+
+    harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", boom)
+    with caplog.at_level(logging.INFO):
+        result = harness.deliver(like())
+    assert (result.outcome, result.reason) == (Outcome.NACK, "KeyError")
+    assert CANARY not in caplog.text
+
+
+def test_permanent_error_dead_letters_at_once_with_the_reason() -> None:
+    def reject(event):
+        raise PermanentError("post was deleted")
+
+    harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", reject)
+    result = harness.deliver(like(), event_id="e1")
+    assert (result.outcome, result.status) == (Outcome.ACK, "dead_lettered")
+    [letter] = harness.dead_letters
+    assert (letter.subscription, letter.reason) == (
+        "post-liked--timeline_enrichment", "PermanentError: post was deleted")
+    assert harness.deliver(like(), event_id="e1").status == "duplicate"  # not dead-lettered twice
+
+
+@pytest.mark.parametrize(
+    ("data", "event_type", "reason"),
+    [
+        (b"{not json", "post.liked.v1", "post.liked.v1: message data is not JSON"),
+        (b"{}", "post.unliked.v1", "unknown event type 'post.unliked.v1'"),
+        (b'{"post_id": "p1"}', "post.liked.v1", "post.liked.v1: data does not fit the model (liker_id"),
+    ],
+)
+def test_undecodable_messages_are_dead_lettered_not_retried(data, event_type, reason) -> None:
+    harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", lambda e: None)
+    attributes = {"ce-id": "x", "ce-source": "/t", "ce-type": event_type, "ce-specversion": "1.0"}
+    result = harness.deliver_raw(data, attributes, subscription="post-liked--timeline_enrichment")
+    assert result.outcome is Outcome.ACK and result.status == "dead_lettered"
+    assert harness.dead_letters[0].reason.startswith(reason)
+    assert harness.dead_letters[0].message.data == data
+
+
+def test_the_declared_filter_is_applied_by_the_runtime() -> None:
+    calls: list[object] = []
+    harness = HandlerHarness(TOPOLOGY, "order_notifications", calls.append)
+    attributes = {"ce-id": "x", "ce-source": "/t", "ce-type": "order.cancelled.v1"}
+    result = harness.deliver_raw(b"{}", attributes, subscription="order-dispatched--order_notifications")
+    assert (result.outcome, result.status) == (Outcome.ACK, "filtered")
+    assert calls == [] and harness.dead_letters == []
+
+
+def test_events_older_than_max_event_age_are_dead_lettered() -> None:
+    harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", lambda e: None)
+    result = harness.deliver(like(), time=NOW - timedelta(days=8))
+    assert result.status == "dead_lettered" and "max_event_age" in (result.reason or "")
+
+
+def test_types_the_handler_does_not_accept_are_dead_lettered_as_unsupported() -> None:
+    harness = HandlerHarness(TOPOLOGY, "audit_log", lambda e: None, accepts=[PostLiked])
+    event = UserUpdated(user_id="u1", changed_by="u1", changes={})
+    result = harness.deliver(event)
+    assert result.status == "dead_lettered"
+    assert harness.dead_letters[0].reason.startswith("unsupported event type 'user.updated.v1'")
+    assert harness.dead_letters[0].subscription == "user-updated--audit_log"
+
+
+def test_a_claim_held_by_another_instance_is_busy_until_its_lease_ends() -> None:
+    harness = HandlerHarness(TOPOLOGY, "order_notifications", lambda e: None)
+    order = OrderDispatched(order_id="o1", customer_id="c1", carrier="dhl", dispatched_at=NOW)
+    assert harness.store.claim("order_notifications/e9", lease=60).value == "acquired"
+    busy = harness.deliver(order, event_id="e9")
+    assert (busy.outcome, busy.status) == (Outcome.NACK, "busy")
+    assert respond(busy)[1] == 503
