@@ -124,3 +124,18 @@ def test_a_claim_held_by_another_instance_is_busy_until_its_lease_ends() -> None
     busy = harness.deliver(order, event_id="e9")
     assert (busy.outcome, busy.status) == (Outcome.NACK, "busy")
     assert respond(busy)[1] == 503
+
+
+def test_an_instance_that_died_mid_work_delays_the_retry_only_until_its_lease_ends() -> None:
+    from shared.stores.sqlite import SqliteStore
+
+    now = [1_000.0]
+    store = SqliteStore(":memory:", clock=lambda: now[0])
+    calls: list[str] = []
+    harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", lambda e: calls.append(e.post_id), store=store)
+    lease = harness.dispatcher.lease
+    assert store.claim("timeline_enrichment/e5", lease=lease).value == "acquired"  # then the instance died
+    assert harness.deliver(like(), event_id="e5", attempt=2).status == "busy"
+    now[0] += lease + 1
+    assert harness.deliver(like(), event_id="e5", attempt=3).status == "handled"
+    assert calls == ["p1"]

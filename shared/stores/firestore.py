@@ -30,8 +30,8 @@ SHA-256 digest instead (the key itself is kept in a field).
 
 **Retention.** Claims and applied tokens carry an ``expire_at`` timestamp: the lease's end for
 a live claim, and :data:`~shared.stores.base.DONE_RETENTION` after completion (or application)
-for done claims and applied tokens. Nothing deletes them by itself: enable a TTL policy on
-``expire_at`` for the ``{prefix}_claims`` and ``{prefix}_applied`` collection groups
+for done claims and applied tokens. Nothing deletes them by itself: a TTL policy on
+``expire_at`` does (``infra/`` creates it) for the ``{prefix}_claims`` and ``{prefix}_applied`` collection groups
 (``gcloud firestore fields ttls update expire_at --collection-group=pubsubkit_claims
 --enable-ttl``, likewise for ``pubsubkit_applied``). Deleting an expired document changes no
 answer: an expired lease is taken over anyway, and a redelivery after the retention window
