@@ -72,14 +72,35 @@ class SqliteStore(Store):
         self._next_purge = 0.0
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._shared_lock:
-            self._connection().executescript(_SCHEMA)  # runs outside BEGIN: it commits itself
+        self._setup()
+
+    def _setup(self, timeout: float = 30.0) -> None:
+        """Switch the file to WAL and create the tables, tolerating other processes doing the same.
+
+        Changing the journal mode and running DDL can fail at once with "database is locked"
+        when another process is opening the same new file (SQLite's busy handler does not cover
+        every case here), so retry with backoff until ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            try:
+                with self._shared_lock:
+                    db = self._connection()
+                    if self.path != ":memory:":
+                        db.execute("PRAGMA journal_mode = WAL")  # persistent: once per file
+                    db.executescript(_SCHEMA)  # runs outside BEGIN: it commits itself
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA busy_timeout = 30000")
         if self.path != ":memory:":
-            db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
         return db
 

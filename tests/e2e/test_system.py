@@ -105,6 +105,20 @@ def test_a_retryable_failure_succeeds_on_the_third_attempt_with_one_effect(syste
     assert store.counters("attempts", "post-0") == {"1": 1, "2": 1, "3": 1}
 
 
+def test_a_message_that_keeps_failing_is_dead_lettered_after_the_declared_attempts(
+    system, project, pull_all
+) -> None:
+    from tests.test_functions.flaky_likes.flaky_topology import TOPOLOGY as FLAKY
+
+    system(FLAKY, functions=["flaky_likes"], functions_dir=REPO / "tests" / "test_functions")
+    doomed = PostLiked(post_id="doomed-1", liker_id="u1", author_id="u2", liked_at=datetime.now(timezone.utc))
+    Publisher(FLAKY).publish(doomed, event_id="doomed").result()
+    [letter] = pull_all(project, "post-liked--flaky_likes--dlq", expect=1, timeout=60)
+    attempts = FLAKY.consumer("flaky_likes").max_delivery_attempts
+    assert letter.attributes["ce-id"] == "doomed"
+    assert letter.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == str(attempts)
+
+
 def test_two_instances_receiving_the_same_push_at_once_apply_it_once(system, tmp_path, project) -> None:
     """Two function processes share the store, as two Cloud Functions instances share Firestore."""
     local = system(functions=("timeline_enrichment",))

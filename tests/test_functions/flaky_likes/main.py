@@ -1,4 +1,5 @@
-"""A function whose dependency fails on the first two attempts of every event."""
+"""A function whose dependency fails on the first two attempts of every event, and always for
+posts whose id starts with "doomed-"."""
 
 import functions_framework
 from flaky_topology import TOPOLOGY
@@ -14,6 +15,6 @@ app = consumer(TOPOLOGY, "flaky_likes")
 def flaky_likes(event: PostLiked, delivery: Delivery) -> None:
     attempt = delivery.attempt or 0
     app.store.increment("attempts", event.post_id, str(attempt), once=f"{delivery.event_id}/{attempt}")
-    if attempt < 3:
+    if attempt < 3 or event.post_id.startswith("doomed-"):
         raise RetryableError(f"dependency unavailable on attempt {attempt}")
     app.store.increment("applied", event.post_id, "count", once=delivery.event_id)
