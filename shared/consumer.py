@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -71,28 +72,32 @@ class ConsumerApp:
         self._store_pid: int | None = os.getpid() if store is not None else None
         self._publisher: Publisher | None = None
         self._dead_letters: DeadLetterSink | None = None
+        self._lock = threading.Lock()
         configure_logging()
 
     @property
     def store(self) -> Store:
         """The store named by ``PUBSUB_KIT_STORE`` (SQLite locally, Firestore on GCP)."""
-        if self._store is None or self._store_pid != os.getpid():
-            self._store = open_store()
-            self._store_pid = os.getpid()
-        return self._store
+        with self._lock:  # the first requests arrive together on several threads
+            if self._store is None or self._store_pid != os.getpid():
+                self._store = open_store()
+                self._store_pid = os.getpid()
+            return self._store
 
     @property
     def publisher(self) -> Publisher:
         """Publishes follow-up events with this event's correlation id and trace."""
-        if self._publisher is None:
-            self._publisher = Publisher(self.topology)
-        return self._publisher
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = Publisher(self.topology)
+            return self._publisher
 
     @property
     def dead_letters(self) -> DeadLetterSink:
-        if self._dead_letters is None:
-            self._dead_letters = DeadLetterSink(project_id(), self.name)
-        return self._dead_letters
+        with self._lock:
+            if self._dead_letters is None:
+                self._dead_letters = DeadLetterSink(project_id(), self.name)
+            return self._dead_letters
 
     def dispatcher(self, handler: Handler, accepts: Iterable[type[Event]] | None = None) -> Dispatcher:
         return Dispatcher(
