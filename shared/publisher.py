@@ -89,7 +89,7 @@ class Publisher:
         self.topology = topology
         self.settings = settings
         self._project = project
-        self._source = source
+        self._source = source or default_source()  # read once: the environment does not change
         self._client: PublisherClient | None = None
         self._client_pid: int | None = None
         self._lock = threading.Lock()
@@ -222,7 +222,7 @@ class Publisher:
         trace = context.trace.child() if context and context.trace else TraceContext.new()
         envelope = _codec.new_envelope(
             event,
-            source=self._source or default_source(),
+            source=self._source,
             event_id=event_id,
             time=time,
             correlation_id=correlation_id or (context.correlation_id if context else None),
