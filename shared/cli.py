@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = commands.add_parser(name, help=text)
         p.add_argument("--port-base", type=_port, default=8090,
                        help="port of the first function; the others follow (default 8090)")
+        p.add_argument("--store", choices=("sqlite", "firestore"), default="sqlite",
+                       help="the functions' store: a SQLite file (default), or Firestore on the "
+                            "Firestore emulator, as on GCP")
         if name == "demo":
             p.add_argument("--keep-running", action="store_true",
                            help="keep the system running after the report, until Ctrl-C")
@@ -169,12 +172,12 @@ def _run(args: argparse.Namespace, topology: Topology) -> int:
     if args.command == "publish":
         return _publish(args, topology)
     if args.command == "dev":
-        return _dev(topology, args.project, args.port_base)
+        return _dev(topology, args.project, args.port_base, args.store)
     if args.command == "demo":
         from shared.demo import run_demo
 
         return run_demo(topology, port_base=args.port_base, keep_running=args.keep_running,
-                        timeout=args.timeout)
+                        timeout=args.timeout, store=args.store)
     if args.command == "topology":
         return _topology(args, topology)
     if args.command == "schema":
@@ -251,14 +254,15 @@ def _dlq(args: argparse.Namespace, topology: Topology) -> int:
     return 0
 
 
-def _dev(topology: Topology, project: str, port_base: int) -> int:
+def _dev(topology: Topology, project: str, port_base: int, store: str) -> int:
     from shared.demo import format_log_line
     from shared.dev import STATE_DIR, LocalSystem
 
     def on_line(name: str, line: str) -> None:
         print(format_log_line(name, line), flush=True)
 
-    system = LocalSystem(topology, project=project, store_url=f"sqlite:///{STATE_DIR / 'dev.db'}",
+    store_url = "firestore" if store == "firestore" else f"sqlite:///{STATE_DIR / 'dev.db'}"
+    system = LocalSystem(topology, project=project, store_url=store_url,
                          port_base=port_base, on_line=on_line)
     try:
         system.start()

@@ -179,7 +179,13 @@ def report(topology: Topology, store: Store, letters: list[DeadLetter], out: Tex
 
 
 def run_demo(
-    topology: Topology, *, port_base: int, keep_running: bool, timeout: float, out: TextIO = sys.stdout
+    topology: Topology,
+    *,
+    port_base: int,
+    keep_running: bool,
+    timeout: float,
+    store: str = "sqlite",
+    out: TextIO = sys.stdout,
 ) -> int:
     """Run the system, publish the burst, report; 0 when everything settled as expected."""
     from shared.dev import STATE_DIR
@@ -195,24 +201,26 @@ def run_demo(
             out.write(format_log_line(name, line) + "\n")
             out.flush()
 
+    store_url = "firestore" if store == "firestore" else f"sqlite:///{db}"
     system = LocalSystem(
         topology,
-        # A fresh emulator project per run: nothing left over from an earlier run interferes.
+        # A fresh emulator project per run: nothing left over from an earlier run interferes
+        # (the Firestore emulator keeps each project's data apart too).
         project=f"pubsub-kit-demo-{stamp}",
-        store_url=f"sqlite:///{db}",
+        store_url=store_url,
         port_base=port_base,
         on_line=on_line,
     )
-    out.write(f"starting the system (project {system.project}) ...\n")
+    out.write(f"starting the system (project {system.project}, store {store}) ...\n")
     try:
         system.start()
         for fn in system.functions.values():
             out.write(f"  {fn.name:<20} {fn.url}\n")
         expected = publish_burst(system, topology, out)
-        store = open_store(f"sqlite:///{db}")
-        audit, letters = wait_settled(system, topology, store, expected, timeout)
+        state = open_store(store_url)
+        audit, letters = wait_settled(system, topology, state, expected, timeout)
         with lock_out:
-            report(topology, store, letters, out)
+            report(topology, state, letters, out)
             ok = audit == expected["audit"] and len(letters) == expected["dead_letters"]
             out.write(
                 "\nall events settled as expected\n" if ok else

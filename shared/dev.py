@@ -235,7 +235,8 @@ class LocalSystem:
     Args:
         topology: what to provision and serve.
         project: the emulator project (a fresh one isolates a run completely).
-        store_url: the store every function shares (a SQLite file by default).
+        store_url: the store every function shares: ``sqlite:///PATH``, or ``firestore`` to run
+            the GCP store on the Firestore emulator (started through emulator.sh).
         port_base: the first function's port; the others follow. 0 picks free ports.
         functions: which consumers to serve (default all).
         functions_dir: where ``<consumer>/main.py`` live (default the repo's ``functions/``).
@@ -267,18 +268,18 @@ class LocalSystem:
         self._stopping = threading.Event()
         self._pusher = HttpPusher(self._stopping)
         self._pump: SubscriptionPump | None = None
-        self._started_emulator = False
+        self._started: list[str] = []  # emulators this system started, and so stops
         self.env: dict[str, str] = {}
 
     def start(self) -> None:
         """Emulator, topology, functions, delivery; in that order. Idempotent per piece."""
         self.env = {"PUBSUB_PROJECT_ID": self.project}
-        if os.environ.get("PUBSUB_EMULATOR_HOST"):
-            self.env["PUBSUB_EMULATOR_HOST"] = os.environ["PUBSUB_EMULATOR_HOST"]
-        else:
-            self._started_emulator = not emulator_running("pubsub")
-            self.env.update(emulator_env("pubsub"))
-            self.env["PUBSUB_PROJECT_ID"] = self.project
+        self._use_emulator("pubsub", "PUBSUB_EMULATOR_HOST")
+        if self.store_url.startswith("firestore"):
+            # The GCP store, on the Firestore emulator: the same code path as in the cloud.
+            self._use_emulator("firestore", "FIRESTORE_EMULATOR_HOST")
+            self.env["GOOGLE_CLOUD_PROJECT"] = self.project
+        self.env["PUBSUB_PROJECT_ID"] = self.project
         os.environ.update(self.env)
         provision(self.topology, project=self.project)
         for fn in self.functions.values():
@@ -294,6 +295,15 @@ class LocalSystem:
             self.settings,
         )
         self._pump.start()
+
+    def _use_emulator(self, which: str, host_variable: str) -> None:
+        if os.environ.get(host_variable):
+            self.env[host_variable] = os.environ[host_variable]
+            return
+        if not emulator_running(which):
+            self._started.append(which)
+        started = emulator_env(which)
+        self.env[host_variable] = started[host_variable]
 
     def function_env(self, name: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -339,9 +349,8 @@ class LocalSystem:
             self._pump.stop(timeout=15)
         for fn in self.functions.values():
             fn.stop()
-        if self._started_emulator:
-            stop_emulator("pubsub")
-            self._started_emulator = False
+        while self._started:
+            stop_emulator(self._started.pop())
 
     def __enter__(self) -> LocalSystem:
         self.start()

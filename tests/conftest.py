@@ -48,6 +48,23 @@ def pubsub_emulator() -> Iterator[str]:
             subprocess.run(["bash", str(EMULATOR), "stop", "pubsub"], capture_output=True)
 
 
+@pytest.fixture(scope="session")
+def firestore_emulator() -> Iterator[str]:
+    """The Firestore emulator's host:port; started through emulator.sh when none is configured."""
+    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        yield os.environ["FIRESTORE_EMULATOR_HOST"]
+        return
+    env, started = _start("firestore")
+    # In os.environ, not only in a client: spawned processes (race tests, functions) inherit it.
+    os.environ["FIRESTORE_EMULATOR_HOST"] = env["FIRESTORE_EMULATOR_HOST"]
+    try:
+        yield env["FIRESTORE_EMULATOR_HOST"]
+    finally:
+        del os.environ["FIRESTORE_EMULATOR_HOST"]
+        if started:
+            subprocess.run(["bash", str(EMULATOR), "stop", "firestore"], capture_output=True)
+
+
 @pytest.fixture
 def project(pubsub_emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh emulator project for this test, set as PUBSUB_PROJECT_ID; emptied afterwards."""

@@ -147,3 +147,27 @@ def test_two_instances_receiving_the_same_push_at_once_apply_it_once(system, tmp
     assert 204 in statuses and set(statuses) <= {204, 503}
     store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
     assert total_affinity(store) == 1
+
+
+@pytest.mark.firestore
+def test_the_system_runs_on_firestore_as_on_gcp(project, firestore_emulator) -> None:
+    """The GCP store behind real function processes, on the Firestore emulator."""
+    from shared.stores.firestore import FirestoreStore
+    from shared.system.events import UserUpdated
+
+    local = LocalSystem(TOPOLOGY, project=project, store_url="firestore", port_base=0,
+                        functions=["timeline_enrichment", "audit_log"])
+    local.start()
+    try:
+        publisher = Publisher(TOPOLOGY)
+        publisher.publish_all(likes(30, seed=4))
+        canary = "canary-0f4e@example.com"
+        publisher.publish(UserUpdated(user_id="u7", changed_by="u7", email=canary,
+                                      changes={"email": {"old": "x@example.com", "new": canary}})).result()
+        store = FirestoreStore(project=project)
+        wait_until(lambda: total_affinity(store) == 30 and len(store.query_audit()) == 31,
+                   timeout=60, interval=0.5, what="30 likes and 31 audit entries in Firestore")
+        [entry] = store.query_audit(subject="u7")
+        assert canary not in json.dumps(entry.data)
+    finally:
+        local.stop()
