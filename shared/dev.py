@@ -269,6 +269,7 @@ class LocalSystem:
         self._pusher = HttpPusher(self._stopping)
         self._pump: SubscriptionPump | None = None
         self._started: list[str] = []  # emulators this system started, and so stops
+        self._saved_env: dict[str, str | None] = {}  # what start() changed in os.environ
         self.env: dict[str, str] = {}
 
     def start(self) -> None:
@@ -280,6 +281,8 @@ class LocalSystem:
             self._use_emulator("firestore", "FIRESTORE_EMULATOR_HOST")
             self.env["GOOGLE_CLOUD_PROJECT"] = self.project
         self.env["PUBSUB_PROJECT_ID"] = self.project
+        # This process talks to the same emulators (provisioning, delivery); stop() restores.
+        self._saved_env = {key: os.environ.get(key) for key in self.env}
         os.environ.update(self.env)
         provision(self.topology, project=self.project)
         for fn in self.functions.values():
@@ -351,6 +354,12 @@ class LocalSystem:
             fn.stop()
         while self._started:
             stop_emulator(self._started.pop())
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env = {}
 
     def __enter__(self) -> LocalSystem:
         self.start()

@@ -118,7 +118,13 @@ class FirestoreStore(Store):
                 "prefix must be 1 to 100 letters, digits, '_', '.' or '-' "
                 f"(it starts Firestore collection names), got {prefix!r}"
             )
-        project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("PUBSUB_PROJECT_ID")
+        # An explicit project, else a given client's, else the environment's.
+        project = (
+            project
+            or (client.project if client is not None else None)
+            or os.environ.get("GOOGLE_CLOUD_PROJECT")
+            or os.environ.get("PUBSUB_PROJECT_ID")
+        )
         if not project and client is None:
             raise ConfigurationError(
                 "FirestoreStore needs a GCP project: pass project=..., or set GOOGLE_CLOUD_PROJECT "
