@@ -28,39 +28,14 @@ for path in (str(REPO_ROOT), str(BENCH_DIR)):
 import harness  # noqa: E402
 from harness import BenchError, Results  # noqa: E402
 
+from shared.cli import positive_seconds, whole_number  # noqa: E402
 from shared.errors import ConfigurationError  # noqa: E402
 
 GROUPS = ("publish", "consume", "http")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, found {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, found {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, found {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, found {text}")
-    return value
+positive_int = whole_number(1)
+non_negative_int = whole_number(0)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -85,7 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "consume row; 0 skips that row (default: %(default)s)")
     parser.add_argument("--only", nargs="+", choices=GROUPS, default=list(GROUPS), metavar="GROUP",
                         help=f"run only these groups: {', '.join(GROUPS)} (default: all)")
-    parser.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=positive_seconds, default=120.0, metavar="SECONDS",
                         help="longest wait for any one measurement (default: %(default)s)")
     parser.add_argument("--private-emulator", action="store_true",
                         help="start an emulator of our own through emulator.sh (own port and "

@@ -21,7 +21,7 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shared.errors import ToolkitError
@@ -52,24 +52,34 @@ def terraform_json(topology: Topology) -> str:
     return json.dumps(topology.to_terraform(), indent=2, sort_keys=True) + "\n"
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, found {text!r}") from None
-    if not 1024 <= value <= 65000:
-        raise argparse.ArgumentTypeError(f"expected a port from 1024 to 65000, found {value}")
-    return value
+def whole_number(low: int, high: int | None = None, what: str = "a whole number") -> Callable[[str], int]:
+    """An argparse type: an int from ``low`` to ``high``, or a message saying what was expected."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, found {text!r}") from None
+        if value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise argparse.ArgumentTypeError(f"expected {what} {span}, found {value}")
+        return value
+
+    return parse
 
 
-def _positive(text: str) -> float:
+def positive_seconds(text: str) -> float:
+    """An argparse type: a positive number of seconds."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, found {text!r}") from None
-    if value <= 0:
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, found {text}")
     return value
+
+
+_port = whole_number(1024, 65000, "a port number")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "demo":
             p.add_argument("--keep-running", action="store_true",
                            help="keep the system running after the report, until Ctrl-C")
-            p.add_argument("--timeout", type=_positive, default=120.0,
+            p.add_argument("--timeout", type=positive_seconds, default=120.0,
                            help="seconds to wait for every event to settle (default 120)")
         else:
             p.add_argument("--project", default=os.environ.get("PUBSUB_PROJECT_ID", "pubsub-kit-local"),

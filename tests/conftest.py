@@ -9,60 +9,53 @@ emulator project (a Prefixer name), so runs and tests never see each other's top
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from test_utils.prefixer import Prefixer
 
-from shared.dev import parse_exports
+from shared.dev import emulator_env, emulator_running, stop_emulator
+from shared.errors import ConfigurationError
 
 REPO = Path(__file__).resolve().parent.parent
 EMULATOR = REPO / "emulator.sh"
 PREFIXER = Prefixer("pubsub-kit", "tests", separator="-")
 
 
-def _start(which: str) -> tuple[dict[str, str], bool]:
-    already = subprocess.run(["bash", str(EMULATOR), "status", which], capture_output=True).returncode == 0
-    done = subprocess.run(
-        ["bash", str(EMULATOR), "start", which], capture_output=True, text=True, timeout=180
-    )
-    if done.returncode != 0:
-        pytest.fail(f"emulator.sh start {which} failed:\n{done.stderr}", pytrace=False)
-    return parse_exports(done.stdout), not already
+def _session_emulator(which: str, host_variable: str) -> Iterator[str]:
+    """The emulator named by ``host_variable``, else one started (and later stopped) by emulator.sh.
+
+    The host goes into os.environ, not only into a client: spawned processes (functions, race
+    tests) inherit it.
+    """
+    if os.environ.get(host_variable):
+        yield os.environ[host_variable]
+        return
+    started = not emulator_running(which)
+    try:
+        host = emulator_env(which)[host_variable]
+    except ConfigurationError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    os.environ[host_variable] = host
+    try:
+        yield host
+    finally:
+        del os.environ[host_variable]
+        if started:
+            stop_emulator(which)
 
 
 @pytest.fixture(scope="session")
 def pubsub_emulator() -> Iterator[str]:
-    """The Pub/Sub emulator's host:port; started through emulator.sh when none is configured."""
-    if os.environ.get("PUBSUB_EMULATOR_HOST"):
-        yield os.environ["PUBSUB_EMULATOR_HOST"]
-        return
-    env, started = _start("pubsub")
-    os.environ["PUBSUB_EMULATOR_HOST"] = env["PUBSUB_EMULATOR_HOST"]
-    try:
-        yield env["PUBSUB_EMULATOR_HOST"]
-    finally:
-        if started:
-            subprocess.run(["bash", str(EMULATOR), "stop", "pubsub"], capture_output=True)
+    """The Pub/Sub emulator's host:port."""
+    yield from _session_emulator("pubsub", "PUBSUB_EMULATOR_HOST")
 
 
 @pytest.fixture(scope="session")
 def firestore_emulator() -> Iterator[str]:
-    """The Firestore emulator's host:port; started through emulator.sh when none is configured."""
-    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        yield os.environ["FIRESTORE_EMULATOR_HOST"]
-        return
-    env, started = _start("firestore")
-    # In os.environ, not only in a client: spawned processes (race tests, functions) inherit it.
-    os.environ["FIRESTORE_EMULATOR_HOST"] = env["FIRESTORE_EMULATOR_HOST"]
-    try:
-        yield env["FIRESTORE_EMULATOR_HOST"]
-    finally:
-        del os.environ["FIRESTORE_EMULATOR_HOST"]
-        if started:
-            subprocess.run(["bash", str(EMULATOR), "stop", "firestore"], capture_output=True)
+    """The Firestore emulator's host:port."""
+    yield from _session_emulator("firestore", "FIRESTORE_EMULATOR_HOST")
 
 
 @pytest.fixture
