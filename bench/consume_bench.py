@@ -38,7 +38,7 @@ from harness import Counter, Results, Stopwatch, likes
 from topologies import CONSUME
 
 from shared import Delivery, Publisher, PullWorker
-from shared.provision import provision
+from shared.tools.provision import provision
 from shared.stores.sqlite import SqliteStore
 from shared.topology import subscription_name
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 
-from shared import dev
+from shared.tools import emulator as emulators
 from shared.system.events import PostLiked
 
 # Every topic the bench declares has this in its name, and so has every subscription on one.
@@ -24,39 +24,9 @@ class BenchError(Exception):
     """A benchmark could not complete (timeout, lost or failed messages); the message says which."""
 
 
-@contextlib.contextmanager
-def emulator(private: bool = False) -> Iterator[str]:
-    """The emulator's host:port: ``PUBSUB_EMULATOR_HOST`` if set, else started via emulator.sh.
-
-    Stopped on exit only if this call started it. ``private`` starts one of our own through
-    emulator.sh (its own port and state folder) even when another is running or configured, so
-    that other users of a shared emulator cannot skew the numbers.
-    """
-    if os.environ.get("PUBSUB_EMULATOR_HOST") and not private:
-        yield os.environ["PUBSUB_EMULATOR_HOST"]
-        return
-    saved = {
-        k: os.environ.get(k)
-        for k in ("PUBSUB_EMULATOR_HOST", "EMULATOR_STATE_DIR", "PUBSUB_EMULATOR_PORT")
-    }
-    with contextlib.ExitStack() as stack:
-        if private:
-            state = stack.enter_context(tempfile.TemporaryDirectory(prefix="pubsub-kit-bench-emu-"))
-            os.environ["EMULATOR_STATE_DIR"] = state  # emulator.sh keeps pid, port and log here
-            os.environ["PUBSUB_EMULATOR_PORT"] = str(free_port())
-        was_running = dev.emulator_running("pubsub")
-        env = dev.emulator_env("pubsub")  # raises ConfigurationError saying what is missing
-        os.environ["PUBSUB_EMULATOR_HOST"] = env["PUBSUB_EMULATOR_HOST"]
-        try:
-            yield env["PUBSUB_EMULATOR_HOST"]
-        finally:
-            if not was_running:
-                dev.stop_emulator("pubsub")
-            for key, value in saved.items():  # as they were: emulator.sh reads the last two
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+def emulator(private: bool = False) -> contextlib.AbstractContextManager[str]:
+    """The Pub/Sub emulator's host:port (see :func:`shared.tools.emulator.emulator`)."""
+    return emulators.emulator("pubsub", private=private)
 
 
 def delete_bench_resources(project: str) -> int:
@@ -92,11 +62,8 @@ def delete_bench_resources(project: str) -> int:
     return deleted
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+free_port = emulators.free_port
+
 
 
 def likes(count: int) -> list[PostLiked]:

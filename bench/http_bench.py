@@ -2,7 +2,7 @@
 
 Three paths, all running at once (idle while another is measured), each on its own topic:
 
-- toolkit: ``shared.dev.LocalSystem`` (pull loop + GCP-shaped push body over HTTP) serving
+- toolkit: ``shared.tools.dev.LocalSystem`` (pull loop + GCP-shaped push body over HTTP) serving
   ``bench/functions/bench_kit``, a ``shared.consumer(...).handler`` function with a trivial
   handler on a consumer with ``uses_store=False``. The function logs one JSON line per message,
   as every toolkit function does at the default INFO level.
@@ -33,8 +33,8 @@ from harness import BenchError, Results, Stopwatch, free_port, likes
 from topologies import HTTP_BARE, HTTP_KIT, HTTP_PUSH
 
 from shared import Publisher
-from shared.dev import REPO_ROOT, FunctionProcess, LocalSystem
-from shared.provision import provision
+from shared.tools.dev import REPO_ROOT, FunctionProcess, LocalSystem
+from shared.tools.provision import provision
 
 BENCH_DIR = Path(__file__).resolve().parent
 FUNCTIONS_DIR = BENCH_DIR / "functions"

@@ -19,7 +19,7 @@ from topologies import PUBLISH
 
 # _codec: the toolkit's own encoder, so the reference row sends exactly the toolkit's bytes.
 from shared import Publisher, _codec
-from shared.provision import provision
+from shared.tools.provision import provision
 
 ROW_PUBLISH = "publish: Publisher.publish"
 ROW_PUBLISH_ALL = "publish: Publisher.publish_all"
@@ -46,7 +46,7 @@ class PublishBench:
         self.topic = f"projects/{project}/topics/{PUBLISH.topic_for(self.events[0]).name}"
         self.payloads = [e.model_dump_json(by_alias=True).encode() for e in self.events]
         self.encoded = [
-            _codec.encode(e, _codec.new_envelope(e, source="/services/bench")) for e in self.events
+            wire.encode(e, wire.new_envelope(e, source="/services/bench")) for e in self.events
         ]
         self.raw = pubsub_v1.PublisherClient()
         self.kit = Publisher(PUBLISH, project=project, source="/services/bench")

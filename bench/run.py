@@ -28,7 +28,7 @@ for path in (str(REPO_ROOT), str(BENCH_DIR)):
 import harness  # noqa: E402
 from harness import BenchError, Results  # noqa: E402
 
-from shared.cli import positive_seconds, whole_number  # noqa: E402
+from shared.tools.cli import positive_seconds, whole_number  # noqa: E402
 from shared.errors import ConfigurationError  # noqa: E402
 
 GROUPS = ("publish", "consume", "http")

@@ -4,7 +4,7 @@ The public surface is re-exported here; modules named ``_like_this`` are plumbin
 Importing ``shared`` does not import the Pub/Sub or Firestore clients: they load on first use.
 """
 
-from shared._codec import Envelope
+from shared.wire import Envelope
 from shared.consumer import ConsumerApp, consumer
 from shared.delivery import Delivery, RawMessage
 from shared.errors import (
@@ -20,7 +20,9 @@ from shared.errors import (
 )
 from shared.events import REDACTED, Event, EventRegistry, Sensitive, SensitiveKeys
 from shared.publisher import Publisher, PublisherSettings
+from shared.runtime import DeadLetterSink, Handler, Outcome, Result
 from shared.topology import Consumer, FunctionSettings, RetryPolicy, Topic, Topology
+from shared.wire import Envelope
 from shared.worker import PullWorker, WorkerSettings
 
 __all__ = [
@@ -28,19 +30,23 @@ __all__ = [
     "ConfigurationError",
     "Consumer",
     "ConsumerApp",
+    "DeadLetterSink",
     "Delivery",
     "Envelope",
     "Event",
     "EventRegistry",
     "EventValidationError",
     "FunctionSettings",
+    "Handler",
     "MalformedMessageError",
+    "Outcome",
     "PermanentError",
     "PublishError",
     "Publisher",
     "PublisherSettings",
     "PullWorker",
     "RawMessage",
+    "Result",
     "RetryPolicy",
     "RetryableError",
     "Sensitive",

@@ -19,11 +19,15 @@ The endpoint accepts a push subscription's body and Eventarc CloudEvents (binary
 structured), so the function works behind the topology's push subscriptions and behind
 ``gcloud functions deploy --trigger-topic`` alike.
 
-The ack contract: return normally and the message is acknowledged (HTTP 204). Raise
-:class:`~shared.errors.RetryableError`, or let any other exception escape, and it is redelivered
-with the subscription's backoff (HTTP 503/500). Raise :class:`~shared.errors.PermanentError`
-and it goes to the dead-letter topic at once with your reason (then HTTP 204). Undecodable data
-and unknown event types are dead-lettered the same way.
+The annotation of ``event`` says which event types the handler takes (``PostLiked``, a union
+``PostLiked | PostLikedV2``, or ``Event`` for all); one the consumer's topics do not carry fails
+at import.
+
+The ack contract (the table in :mod:`shared.runtime.pipeline`): return normally and the message
+is acknowledged (HTTP 204). Raise :class:`~shared.errors.RetryableError`, or let any other
+exception escape, and it is redelivered with the subscription's backoff (HTTP 500). Raise
+:class:`~shared.errors.PermanentError` and it goes to the dead-letter topic at once with your
+reason (then HTTP 204). Undecodable data and unknown event types are dead-lettered the same way.
 
 Delivery is at least once: the same event can arrive twice, even on two instances at once.
 The runtime claims each event id in the store before running the handler, so a handled event
@@ -34,93 +38,83 @@ because an instance can die after the effect and before the claim is completed.
 from __future__ import annotations
 
 import functools
-import os
-import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from shared._dispatch import Dispatcher, Handler, Outcome, Result
-from shared._push import parse_request
-from shared.dead_letter import DeadLetterSink
+from shared._clients import Lazy
 from shared.delivery import RawMessage
 from shared.errors import MalformedMessageError
 from shared.events import Event
 from shared.observability import configure_logging
-from shared.publisher import Publisher, project_id
+from shared.publisher import Publisher
+from shared.push import parse_request
+from shared.runtime import Handler, Pipeline, PubSubDeadLetterSink, Result
 from shared.stores import Store, open_store
 from shared.topology import Topology
 
 if TYPE_CHECKING:
     import flask
 
-# Status codes: Pub/Sub push treats 102, 200, 201, 202 and 204 as ack, anything else as nack.
-_STATUS = {"retry": 500, "busy": 503}
+HttpFunction = Callable[["flask.Request"], tuple[str, int]]
 
 
 class ConsumerApp:
-    """A consumer's runtime: its store, its publisher and its HTTP handler.
+    """A consumer's runtime: its store, its publisher, its dead letters and its HTTP handler.
 
     Everything is created on first use, after the worker process is forked, and only if used:
-    a consumer that never publishes never imports the Pub/Sub client.
+    a consumer that never publishes never imports the Pub/Sub client. ``close()`` (or ``with``)
+    releases what was created.
     """
 
     def __init__(self, topology: Topology, name: str, *, store: Store | None = None) -> None:
         self.topology = topology
         self.config = topology.consumer(name)
         self.name = name
-        self._store = store
-        self._store_pid: int | None = os.getpid() if store is not None else None
-        self._publisher: Publisher | None = None
-        self._dead_letters: DeadLetterSink | None = None
-        self._lock = threading.Lock()
+        # A store passed in belongs to the caller, who closes it; one opened here is ours.
+        self._store: Lazy[Store] = (
+            Lazy(lambda: store) if store is not None else Lazy(open_store, _close_store)
+        )
+        self._publisher: Lazy[Publisher] = Lazy(lambda: Publisher(topology), Publisher.close)
+        self.dead_letters = PubSubDeadLetterSink(name)
         configure_logging()
 
     @property
     def store(self) -> Store:
         """The store named by ``PUBSUB_KIT_STORE`` (SQLite locally, Firestore on GCP)."""
-        with self._lock:  # the first requests arrive together on several threads
-            if self._store is None or self._store_pid != os.getpid():
-                self._store = open_store()
-                self._store_pid = os.getpid()
-            return self._store
+        return self._store.get()
 
     @property
     def publisher(self) -> Publisher:
         """Publishes follow-up events with this event's correlation id and trace."""
-        with self._lock:
-            if self._publisher is None:
-                self._publisher = Publisher(self.topology)
-            return self._publisher
+        return self._publisher.get()
 
-    @property
-    def dead_letters(self) -> DeadLetterSink:
-        with self._lock:
-            if self._dead_letters is None:
-                self._dead_letters = DeadLetterSink(project_id(), self.name)
-            return self._dead_letters
-
-    def dispatcher(self, handler: Handler, accepts: Iterable[type[Event]] | None = None) -> Dispatcher:
-        return Dispatcher(
+    def pipeline(self, handler: Handler, accepts: Iterable[type[Event]] | None = None) -> Pipeline:
+        """The message pipeline of ``handler`` with this app's store and dead letters."""
+        return Pipeline(
             self.topology,
             self.name,
             handler,
-            store=(lambda: self.store) if self.config.uses_store else None,
-            dead_letters=_LazySink(self),
+            store=self._store.get if self.config.uses_store else None,
+            dead_letters=self.dead_letters,
             accepts=accepts,
         )
 
     def handler(
         self, fn: Handler | None = None, *, accepts: Iterable[type[Event]] | None = None
-    ) -> Any:
+    ) -> HttpFunction | Callable[[Handler], HttpFunction]:
         """Decorate ``fn(event[, delivery])`` into a functions-framework HTTP function.
 
         Args:
-            accepts: the event models ``fn`` supports; others are dead-lettered as unsupported.
-                Default: every event type on the consumer's topics.
+            accepts: the event models ``fn`` takes, for a handler without an annotation;
+                others are dead-lettered as unsupported. Default: the annotation of ``event``,
+                else every event type on the consumer's topics.
+
+        Raises:
+            TopologyError: the annotation names a type the consumer's topics do not carry.
         """
 
-        def wrap(fn: Handler) -> Callable[[flask.Request], tuple[str, int]]:
-            dispatcher = self.dispatcher(fn, accepts)
+        def wrap(fn: Handler) -> HttpFunction:
+            pipeline = self.pipeline(fn, accepts)
 
             @functools.wraps(fn)
             def endpoint(request: flask.Request) -> tuple[str, int]:
@@ -128,32 +122,39 @@ class ConsumerApp:
                     raw = parse_request(dict(request.headers), request.get_data())
                 except MalformedMessageError as exc:
                     return f"bad request: {exc}\n", 400
-                return respond(dispatcher.process(raw))
+                return respond(pipeline.process(raw))
 
-            endpoint.dispatcher = dispatcher  # type: ignore[attr-defined]
+            endpoint.pipeline = pipeline  # type: ignore[attr-defined]
             return endpoint
 
         return wrap if fn is None else wrap(fn)
 
     def process(self, raw: RawMessage, handler: Handler) -> Result:
         """Run ``handler`` on one raw message under the ack contract (for tests and workers)."""
-        return self.dispatcher(handler).process(raw)
+        return self.pipeline(handler).process(raw)
+
+    def close(self) -> None:
+        """Flush and close the publisher, close the store and the dead-letter client."""
+        self._publisher.close()
+        self.dead_letters.close()
+        self._store.close()
+
+    def __enter__(self) -> ConsumerApp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-class _LazySink(DeadLetterSink):
-    """Defers reading the project id until a message is actually dead-lettered."""
-
-    def __init__(self, app: ConsumerApp) -> None:  # noqa: D107 - no super(): nothing to set yet
-        self._app = app
-
-    def send(self, raw: RawMessage, subscription: str, reason: str, timeout: float = 30.0) -> str:
-        return self._app.dead_letters.send(raw, subscription, reason, timeout)
+def _close_store(store: Store) -> None:
+    store.close()
 
 
 def respond(result: Result) -> tuple[str, int]:
-    if result.outcome is Outcome.ACK:
-        return "", 204
-    return f"{result.status}: {result.reason or ''}\n", _STATUS.get(result.status, 500)
+    """The HTTP answer for ``result``: 204 when acked, else the outcome's status and reason."""
+    if result.ack:
+        return "", result.outcome.http_status.value
+    return f"{result.status}: {result.reason or ''}\n", result.outcome.http_status.value
 
 
 def consumer(topology: Topology, name: str, *, store: Store | None = None) -> ConsumerApp:

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
 
-from shared._codec import Envelope
+from shared.wire import Envelope
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,12 +16,13 @@ import contextvars
 import dataclasses
 import json
 import logging
-import os
 import random
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
+
+from shared import config
 
 _TRACE_HEADER_VERSION = "00"
 
@@ -98,14 +99,6 @@ def event_context(context: EventContext) -> Iterator[EventContext]:
         _current.reset(token)
 
 
-def _project_id() -> str | None:
-    return (
-        os.environ.get("GOOGLE_CLOUD_PROJECT")
-        or os.environ.get("GCP_PROJECT")
-        or os.environ.get("PUBSUB_PROJECT_ID")
-    )
-
-
 class CloudLoggingFormatter(logging.Formatter):
     """Formats records as the JSON lines Cloud Run and Cloud Functions ingest as structured logs.
 
@@ -134,7 +127,7 @@ class CloudLoggingFormatter(logging.Formatter):
             if context.correlation_id:
                 entry["correlation_id"] = context.correlation_id
             if context.trace is not None:
-                project = _project_id()
+                project = config.find_project_id()
                 trace = context.trace.trace_id
                 entry["logging.googleapis.com/trace"] = (
                     f"projects/{project}/traces/{trace}" if project else trace
@@ -180,7 +173,7 @@ def configure_logging(level: int | str | None = None, stream: Any = None) -> Non
     """
     global _configured
     root = logging.getLogger()
-    root.setLevel(level or os.environ.get("PUBSUB_KIT_LOG_LEVEL", "INFO").upper())
+    root.setLevel(level or config.log_level())
     if _configured:
         return
     handler = logging.StreamHandler(stream or sys.stdout)

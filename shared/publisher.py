@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
-import os
 import threading
+import weakref
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from shared import _codec
-from shared.errors import ConfigurationError, PublishError, ToolkitError
+from shared import config, wire
+from shared._clients import Lazy
+from shared.errors import PublishError, ToolkitError
 from shared.events import Event
 from shared.observability import TraceContext, current_context
 from shared.topology import Topology
@@ -51,31 +52,17 @@ class PublishFuture(concurrent.futures.Future):  # type: ignore[type-arg]
         self.event_id = event_id
 
 
-def project_id() -> str:
-    """The project to publish in: ``PUBSUB_PROJECT_ID``, else ``GOOGLE_CLOUD_PROJECT``."""
-    project = os.environ.get("PUBSUB_PROJECT_ID") or os.environ.get("GOOGLE_CLOUD_PROJECT")
-    if not project:
-        raise ConfigurationError(
-            "no project id: set PUBSUB_PROJECT_ID (locally: eval \"$(./emulator.sh env)\") "
-            "or GOOGLE_CLOUD_PROJECT"
-        )
-    return project
-
-
-def default_source() -> str:
-    """``ce-source`` for events published by this process: the Cloud Run service when known."""
-    service = os.environ.get("PUBSUB_KIT_SOURCE") or os.environ.get("K_SERVICE")
-    return service if service and service.startswith("/") else f"/services/{service or 'local'}"
-
-
 class Publisher:
     """Publishes events of a topology to their topics.
 
     Args:
         topology: where each event type is published.
         settings: batching and timeouts.
-        project: GCP project id; defaults to :func:`project_id` at first publish.
-        source: ``ce-source`` of the events; defaults to :func:`default_source`.
+        project: GCP project id; defaults to :func:`shared.config.project_id` at first publish.
+        source: ``ce-source`` of the events; defaults to :func:`shared.config.event_source`.
+
+    Close it (``publisher.close()`` or ``with Publisher(...) as publisher``) to flush and release
+    the client; a publisher that is not closed is still flushed at interpreter exit.
     """
 
     def __init__(
@@ -89,36 +76,36 @@ class Publisher:
         self.topology = topology
         self.settings = settings
         self._project = project
-        self._source = source or default_source()  # read once: the environment does not change
-        self._client: PublisherClient | None = None
-        self._client_pid: int | None = None
+        self._source = source or config.event_source()  # read once: it does not change
+        self._client: Lazy[PublisherClient] = Lazy(self._make_client, _close_client)
         self._lock = threading.Lock()
         self._pending: set[PublishFuture] = set()
 
     @property
     def project(self) -> str:
         if self._project is None:
-            self._project = project_id()
+            self._project = config.project_id()
         return self._project
 
     @property
     def client(self) -> PublisherClient:
         """The library client, created on first use and again in a forked child."""
-        with self._lock:
-            if self._client is None or self._client_pid != os.getpid():
-                from google.cloud import pubsub_v1
+        return self._client.get()
 
-                batch = pubsub_v1.types.BatchSettings(
-                    max_messages=self.settings.max_messages,
-                    max_bytes=self.settings.max_bytes,
-                    max_latency=self.settings.max_latency,
-                )
-                options = pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
-                self._client = pubsub_v1.PublisherClient(batch, publisher_options=options)
-                self._client_pid = os.getpid()
-                self._pending = set()
-                _flush_at_exit(self)
-            return self._client
+    def _make_client(self) -> PublisherClient:
+        from google.cloud import pubsub_v1
+
+        batch = pubsub_v1.types.BatchSettings(
+            max_messages=self.settings.max_messages,
+            max_bytes=self.settings.max_bytes,
+            max_latency=self.settings.max_latency,
+        )
+        options = pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+        client = pubsub_v1.PublisherClient(batch, publisher_options=options)
+        with self._lock:
+            self._pending = set()  # a forked child inherits none of its parent's messages
+        _flush_at_exit(self)
+        return client
 
     def topic_path(self, topic: str) -> str:
         return f"projects/{self.project}/topics/{topic}"
@@ -206,13 +193,31 @@ class Publisher:
         done, not_done = concurrent.futures.wait(pending, timeout=timeout or self.settings.timeout)
         return len(not_done)
 
+    def close(self, timeout: float | None = None) -> int:
+        """Flush (up to ``timeout``, default ``settings.flush_timeout``), then release the client.
+
+        Returns:
+            How many messages were still outstanding when the flush gave up (0 when none).
+        """
+        if self._client.peek() is None:
+            return 0
+        outstanding = self.flush(timeout or self.settings.flush_timeout)
+        self._client.close()
+        return outstanding
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _prepare(
         self,
         event: Event,
         correlation_id: str | None,
         event_id: str | None,
         time: datetime | None,
-    ) -> tuple[str, bytes, dict[str, str], _codec.Envelope]:
+    ) -> tuple[str, bytes, dict[str, str], wire.Envelope]:
         if not isinstance(event, Event):
             raise ToolkitError(
                 f"publish() takes an Event model instance; found {type(event).__name__}"
@@ -220,7 +225,7 @@ class Publisher:
         topic = self.topology.topic_for(event).name
         context = current_context()
         trace = context.trace.child() if context and context.trace else TraceContext.new()
-        envelope = _codec.new_envelope(
+        envelope = wire.new_envelope(
             event,
             source=self._source,
             event_id=event_id,
@@ -229,19 +234,35 @@ class Publisher:
             traceparent=trace.traceparent,
             tracestate=context.tracestate if context else None,
         )
-        data, attributes = _codec.encode(event, envelope)
+        data, attributes = wire.encode(event, envelope)
         return topic, data, attributes, envelope
+
+
+# Publishers with a client in this process, flushed at exit. Weak: a publisher nobody holds is
+# collected once its messages settled (until then the library's futures keep it alive).
+_live: weakref.WeakSet[Publisher] = weakref.WeakSet()
+_hook_registered = False
 
 
 def _flush_at_exit(publisher: Publisher) -> None:
     """Flush ``publisher`` when the interpreter exits, so a script loses nothing it published.
 
-    Registered after the client library is imported, so it runs before the library's own exit
-    hooks (atexit runs hooks last-in, first-out).
+    One hook for every publisher, registered after the client library is imported, so it runs
+    before the library's own exit hooks (atexit runs hooks last-in, first-out).
     """
+    global _hook_registered
+    _live.add(publisher)
+    if not _hook_registered:
+        atexit.register(_flush_all)
+        _hook_registered = True
 
-    def flush() -> None:
-        if publisher._client_pid == os.getpid():
+
+def _flush_all() -> None:
+    for publisher in list(_live):
+        if publisher._client.peek() is not None:
             publisher.flush(publisher.settings.flush_timeout)
 
-    atexit.register(flush)
+
+def _close_client(client: PublisherClient) -> None:
+    client.stop()  # sends what is batched; flush() has waited for it
+    client.transport.close()

@@ -1,4 +1,4 @@
-"""Unit-test a handler without an emulator: the real dispatcher, an in-memory store, recorded dead letters.
+"""Unit-test a handler without an emulator: the real pipeline, an in-memory store, recorded dead letters.
 
     from shared.testing import HandlerHarness
 
@@ -20,15 +20,15 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 
-from shared import _codec
-from shared._dispatch import Dispatcher, Handler, Outcome, Result
+from shared import wire
 from shared.delivery import RawMessage
 from shared.events import Event
+from shared.runtime import Handler, Outcome, Pipeline, Result
 from shared.stores.base import Store
 from shared.stores.sqlite import SqliteStore
 from shared.topology import Topology
 
-__all__ = ["DeadLetterRecord", "HandlerHarness", "Outcome", "Result"]
+__all__ = ["DeadLetterRecord", "HandlerHarness", "Outcome", "RecordingSink", "Result"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,17 +40,19 @@ class DeadLetterRecord:
     message: RawMessage
 
 
-class _RecordingSink:
+class RecordingSink:
+    """A :class:`~shared.runtime.DeadLetterSink` that keeps what it is sent in :attr:`sent`."""
+
     def __init__(self) -> None:
         self.sent: list[DeadLetterRecord] = []
 
-    def send(self, raw: RawMessage, subscription: str, reason: str, timeout: float = 30.0) -> str:
+    def send(self, raw: RawMessage, subscription: str, reason: str) -> str:
         self.sent.append(DeadLetterRecord(subscription, reason, raw))
         return f"dead-letter-{len(self.sent)}"
 
 
 class HandlerHarness:
-    """Delivers events to a handler through the production dispatcher, in memory.
+    """Delivers events to a handler through the production pipeline, in memory.
 
     Args:
         topology: the declarations the handler's consumer belongs to.
@@ -71,13 +73,13 @@ class HandlerHarness:
     ) -> None:
         self.topology = topology
         self.store = store or SqliteStore(":memory:")
-        self._sink = _RecordingSink()
-        self.dispatcher = Dispatcher(
+        self._sink = RecordingSink()
+        self.pipeline = Pipeline(
             topology,
             consumer,
             handler,
             store=(lambda: self.store) if topology.consumer(consumer).uses_store else None,
-            dead_letters=self._sink,  # type: ignore[arg-type]
+            dead_letters=self._sink,
             accepts=accepts,
         )
 
@@ -96,8 +98,8 @@ class HandlerHarness:
         ordering_key: str | None = None,
     ) -> Result:
         """Encode ``event`` as a publisher would and deliver it once; returns the outcome."""
-        envelope = _codec.new_envelope(event, source="/tests", event_id=event_id, time=time)
-        data, attributes = _codec.encode(event, envelope)
+        envelope = wire.new_envelope(event, source="/tests", event_id=event_id, time=time)
+        data, attributes = wire.encode(event, envelope)
         return self.deliver_raw(
             data, attributes, attempt=attempt, subscription=subscription, ordering_key=ordering_key
         )
@@ -113,8 +115,8 @@ class HandlerHarness:
     ) -> Result:
         """Deliver a message as it would arrive off the wire (for malformed-input tests)."""
         if subscription is None:
-            subs = self.topology.subscriptions_of(self.dispatcher.consumer.name)
-            event_type = attributes.get(_codec.ATTR_TYPE)
+            subs = self.topology.subscriptions_of(self.pipeline.consumer.name)
+            event_type = attributes.get(wire.ATTR_TYPE)
             subscription = next(
                 (s.name for s in subs if any(m.event_type == event_type for m in s.topic.events)),
                 subs[0].name,
@@ -128,4 +130,4 @@ class HandlerHarness:
             attempt=attempt,
             subscription=subscription,
         )
-        return self.dispatcher.process(raw)
+        return self.pipeline.process(raw)

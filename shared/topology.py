@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from shared._filter import Predicate, compile_filter
+from shared.filters import Predicate, compile_filter
 from shared.errors import TopologyError
 from shared.events import Event, EventRegistry
 
@@ -171,16 +171,21 @@ class Subscription:
 
     @property
     def dead_letter_topic(self) -> str:
-        return self.name + DLQ_SUFFIX
+        return dead_letter_name(self.name)
 
     @property
     def dead_letter_subscription(self) -> str:
-        return self.name + DLQ_SUFFIX
+        return dead_letter_name(self.name)
 
 
 def subscription_name(topic: str, consumer: str) -> str:
     """``<topic>--<consumer>``: the naming rule every tool relies on."""
     return f"{topic}{SEPARATOR}{consumer}"
+
+
+def dead_letter_name(subscription: str) -> str:
+    """``<subscription>--dlq``: its dead-letter topic, and the pull subscription on that topic."""
+    return subscription + DLQ_SUFFIX
 
 
 class Topology:

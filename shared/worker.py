@@ -4,8 +4,9 @@
     worker.run()          # until SIGINT or SIGTERM; in-flight handlers finish first
 
 A worker streams every subscription of its consumer, runs the handler through the same
-dispatcher as the Cloud Functions runtime (decode, filter, idempotency, dead-lettering), and
-acks or nacks by the outcome. Pub/Sub's redelivery, backoff and dead-letter policy do the rest.
+pipeline as the Cloud Functions runtime (filter, decode, idempotency, dead-lettering; see
+:mod:`shared.runtime.pipeline`), and acks or nacks by the outcome. Pub/Sub's redelivery, backoff
+and dead-letter policy do the rest.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from shared._dispatch import Dispatcher, Handler, Outcome
-from shared.dead_letter import DeadLetterSink
+from shared import config
+from shared._clients import Lazy
 from shared.delivery import RawMessage
 from shared.events import Event
 from shared.observability import configure_logging, describe_exception
-from shared.publisher import project_id
+from shared.runtime import Handler, Pipeline, PubSubDeadLetterSink
 from shared.stores import Store, open_store
 from shared.topology import Topology
 
@@ -45,7 +46,8 @@ class WorkerSettings(NamedTuple):
 class SubscriptionPump:
     """Streams several subscriptions into callbacks that answer ack (True) or nack (False).
 
-    The machinery under :class:`PullWorker` and the local runtime's HTTP delivery.
+    The machinery under :class:`PullWorker` and the local runtime's HTTP delivery. A
+    subscriber client passed in belongs to the caller; one made here is closed by :meth:`stop`.
     """
 
     def __init__(
@@ -58,14 +60,15 @@ class SubscriptionPump:
         self.project = project
         self.callbacks = dict(callbacks)
         self.settings = settings
-        self._subscriber = subscriber
+        self._subscriber: Lazy[SubscriberClient] = (
+            Lazy(lambda: subscriber) if subscriber is not None else Lazy(_subscriber, _close)
+        )
         self._futures: list[StreamingPullFuture] = []
 
     def start(self) -> None:
         from google.cloud import pubsub_v1
 
-        if self._subscriber is None:
-            self._subscriber = pubsub_v1.SubscriberClient()
+        client = self._subscriber.get()
         flow = pubsub_v1.types.FlowControl(
             max_messages=self.settings.max_messages,
             max_bytes=self.settings.max_bytes,
@@ -74,7 +77,7 @@ class SubscriptionPump:
         for name, callback in self.callbacks.items():
             path = f"projects/{self.project}/subscriptions/{name}"
             self._futures.append(
-                self._subscriber.subscribe(
+                client.subscribe(
                     path, self._wrap(name, callback), flow_control=flow,
                     await_callbacks_on_shutdown=True,
                 )
@@ -113,9 +116,10 @@ class SubscriptionPump:
         for future in self._futures:
             try:
                 future.result(timeout=timeout or self.settings.shutdown_timeout)
-            except Exception:  # noqa: BLE001 - cancelled futures may re-raise the stream's end
+            except Exception:  # noqa: BLE001, S110 - a cancelled stream may re-raise its end
                 pass
         self._futures.clear()
+        self._subscriber.close()
 
     @property
     def running(self) -> bool:
@@ -146,26 +150,23 @@ class PullWorker:
         project: str | None = None,
         accepts: Iterable[type[Event]] | None = None,
     ) -> None:
-        self.project = project or project_id()
-        config = topology.consumer(consumer)
-        opened: list[Store] = [store] if store is not None else []
-
-        def get_store() -> Store:
-            if not opened:
-                opened.append(open_store())
-            return opened[0]
-
-        self.dispatcher = Dispatcher(
+        self.project = config.project_id(project)
+        # A store passed in belongs to the caller; one opened here is closed by stop().
+        self._store: Lazy[Store] = (
+            Lazy(lambda: store) if store is not None else Lazy(open_store, Store.close)
+        )
+        self._dead_letters = PubSubDeadLetterSink(consumer, self.project)
+        self.pipeline = Pipeline(
             topology,
             consumer,
             handler,
-            store=get_store if config.uses_store else None,
-            dead_letters=DeadLetterSink(self.project, consumer),
+            store=self._store.get if topology.consumer(consumer).uses_store else None,
+            dead_letters=self._dead_letters,
             accepts=accepts,
         )
 
         def deliver(raw: RawMessage) -> bool:
-            return self.dispatcher.process(raw).outcome is Outcome.ACK
+            return self.pipeline.process(raw).ack
 
         self._pump = SubscriptionPump(
             self.project,
@@ -179,8 +180,10 @@ class PullWorker:
         self._pump.start()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop pulling; in-flight handlers finish and their messages are answered."""
+        """Stop pulling; in-flight handlers finish and their messages are answered; close clients."""
         self._pump.stop(timeout)
+        self._dead_letters.close()
+        self._store.close()
         self._stopped.set()
 
     def run(self) -> None:
@@ -208,3 +211,13 @@ class PullWorker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _subscriber() -> SubscriberClient:
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.SubscriberClient()
+
+
+def _close(client: SubscriberClient) -> None:
+    client.close()

@@ -8,54 +8,43 @@ emulator project (a Prefixer name), so runs and tests never see each other's top
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from test_utils.prefixer import Prefixer
 
-from shared.dev import emulator_env, emulator_running, stop_emulator
 from shared.errors import ConfigurationError
+from shared.tools.emulator import emulator
 
 REPO = Path(__file__).resolve().parent.parent
 EMULATOR = REPO / "emulator.sh"
 PREFIXER = Prefixer("pubsub-kit", "tests", separator="-")
 
 
-def _session_emulator(which: str, host_variable: str) -> Iterator[str]:
-    """The emulator named by ``host_variable``, else one started (and later stopped) by emulator.sh.
+def _session_emulator(which: str) -> Iterator[str]:
+    """The configured emulator, else emulator.sh's (started, and stopped at the end, if needed).
 
     The host goes into os.environ, not only into a client: spawned processes (functions, race
     tests) inherit it.
     """
-    if os.environ.get(host_variable):
-        yield os.environ[host_variable]
-        return
-    started = not emulator_running(which)
     try:
-        host = emulator_env(which)[host_variable]
+        with emulator(which) as host:
+            yield host
     except ConfigurationError as exc:
         pytest.fail(str(exc), pytrace=False)
-    os.environ[host_variable] = host
-    try:
-        yield host
-    finally:
-        del os.environ[host_variable]
-        if started:
-            stop_emulator(which)
 
 
 @pytest.fixture(scope="session")
 def pubsub_emulator() -> Iterator[str]:
     """The Pub/Sub emulator's host:port."""
-    yield from _session_emulator("pubsub", "PUBSUB_EMULATOR_HOST")
+    yield from _session_emulator("pubsub")
 
 
 @pytest.fixture(scope="session")
 def firestore_emulator() -> Iterator[str]:
     """The Firestore emulator's host:port."""
-    yield from _session_emulator("firestore", "FIRESTORE_EMULATOR_HOST")
+    yield from _session_emulator("firestore")
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared import _codec
-from shared.cli import main
-from shared.dead_letter import DeadLetterSink, inspect, replay
+from shared import wire
+from shared.tools.cli import main
+from shared.runtime import PubSubDeadLetterSink
+from shared.tools.dlq import inspect, replay
 from shared.delivery import RawMessage
-from shared.provision import provision
+from shared.tools.provision import provision
 from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY
 
@@ -21,9 +22,9 @@ SUB = "post-liked--timeline_enrichment"
 
 def dead_letter(project: str, event_id: str) -> RawMessage:
     event = PostLiked(post_id="p1", liker_id="u1", author_id="u2", liked_at=datetime.now(timezone.utc))
-    data, attributes = _codec.encode(event, _codec.new_envelope(event, source="/t", event_id=event_id))
+    data, attributes = wire.encode(event, wire.new_envelope(event, source="/t", event_id=event_id))
     raw = RawMessage(data=data, attributes=attributes, message_id=f"m-{event_id}", attempt=3, subscription=SUB)
-    DeadLetterSink(project, "timeline_enrichment").send(raw, SUB, "RetryableError: search index down")
+    PubSubDeadLetterSink("timeline_enrichment", project).send(raw, SUB, "RetryableError: search index down")
     return raw
 
 

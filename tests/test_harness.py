@@ -30,8 +30,8 @@ def test_returning_acks_and_a_redelivery_is_a_duplicate() -> None:
     harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", lambda e: calls.append(e.post_id))
     first = harness.deliver(like(), event_id="e1")
     again = harness.deliver(like(), event_id="e1", attempt=2)
-    assert (first.outcome, first.status) == (Outcome.ACK, "handled")
-    assert (again.outcome, again.status) == (Outcome.ACK, "duplicate")
+    assert (first.outcome, first.ack) == (Outcome.HANDLED, True)
+    assert (again.outcome, again.ack) == (Outcome.DUPLICATE, True)
     assert calls == ["p1"]
     assert respond(first) == ("", 204)
 
@@ -46,7 +46,7 @@ def test_retryable_error_nacks_and_releases_the_claim() -> None:
 
     harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", flaky)
     retry = harness.deliver(like(), event_id="e1", attempt=1)
-    assert (retry.outcome, retry.status, retry.reason) == (Outcome.NACK, "retry", "search index down")
+    assert (retry.outcome, retry.ack, retry.reason) == (Outcome.RETRY, False, "search index down")
     assert respond(retry)[1] == 500
     assert harness.deliver(like(), event_id="e1", attempt=2).status == "handled"
     assert calls == [1, 2]
@@ -59,7 +59,7 @@ def test_an_unexpected_exception_retries_and_its_message_is_not_logged(caplog) -
     harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", boom)
     with caplog.at_level(logging.INFO):
         result = harness.deliver(like())
-    assert (result.outcome, result.reason) == (Outcome.NACK, "KeyError")
+    assert (result.outcome, result.ack, result.reason) == (Outcome.RETRY, False, "KeyError")
     assert CANARY not in caplog.text
 
 
@@ -69,11 +69,23 @@ def test_permanent_error_dead_letters_at_once_with_the_reason() -> None:
 
     harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", reject)
     result = harness.deliver(like(), event_id="e1")
-    assert (result.outcome, result.status) == (Outcome.ACK, "dead_lettered")
+    assert (result.outcome, result.ack) == (Outcome.DEAD_LETTERED, True)
     [letter] = harness.dead_letters
     assert (letter.subscription, letter.reason) == (
         "post-liked--timeline_enrichment", "PermanentError: post was deleted")
-    assert harness.deliver(like(), event_id="e1").status == "duplicate"  # not dead-lettered twice
+
+
+def test_a_dead_lettered_event_is_not_done_so_a_replay_after_the_fix_is_handled() -> None:
+    fixed = [False]
+
+    def handler(event):
+        if not fixed[0]:
+            raise PermanentError("post was deleted")
+
+    harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", handler)
+    assert harness.deliver(like(), event_id="e1").outcome is Outcome.DEAD_LETTERED
+    fixed[0] = True  # the handler is fixed, and the dead letter replayed with the same ce-id
+    assert harness.deliver(like(), event_id="e1").outcome is Outcome.HANDLED
 
 
 @pytest.mark.parametrize(
@@ -88,7 +100,7 @@ def test_undecodable_messages_are_dead_lettered_not_retried(data, event_type, re
     harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", lambda e: None)
     attributes = {"ce-id": "x", "ce-source": "/t", "ce-type": event_type, "ce-specversion": "1.0"}
     result = harness.deliver_raw(data, attributes, subscription="post-liked--timeline_enrichment")
-    assert result.outcome is Outcome.ACK and result.status == "dead_lettered"
+    assert result.outcome is Outcome.DEAD_LETTERED and result.ack
     assert harness.dead_letters[0].reason.startswith(reason)
     assert harness.dead_letters[0].message.data == data
 
@@ -98,7 +110,7 @@ def test_the_declared_filter_is_applied_by_the_runtime() -> None:
     harness = HandlerHarness(TOPOLOGY, "order_notifications", calls.append)
     attributes = {"ce-id": "x", "ce-source": "/t", "ce-type": "order.cancelled.v1"}
     result = harness.deliver_raw(b"{}", attributes, subscription="order-dispatched--order_notifications")
-    assert (result.outcome, result.status) == (Outcome.ACK, "filtered")
+    assert (result.outcome, result.ack) == (Outcome.FILTERED, True)
     assert calls == [] and harness.dead_letters == []
 
 
@@ -122,7 +134,7 @@ def test_a_claim_held_by_another_instance_is_busy_until_its_lease_ends() -> None
     order = OrderDispatched(order_id="o1", customer_id="c1", carrier="dhl", dispatched_at=NOW)
     assert harness.store.claim("order_notifications/e9", lease=60).value == "acquired"
     busy = harness.deliver(order, event_id="e9")
-    assert (busy.outcome, busy.status) == (Outcome.NACK, "busy")
+    assert (busy.outcome, busy.ack) == (Outcome.BUSY, False)
     assert respond(busy)[1] == 503
 
 
@@ -133,7 +145,7 @@ def test_an_instance_that_died_mid_work_delays_the_retry_only_until_its_lease_en
     store = SqliteStore(":memory:", clock=lambda: now[0])
     calls: list[str] = []
     harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", lambda e: calls.append(e.post_id), store=store)
-    lease = harness.dispatcher.lease
+    lease = harness.pipeline.lease
     assert store.claim("timeline_enrichment/e5", lease=lease).value == "acquired"  # then the instance died
     assert harness.deliver(like(), event_id="e5", attempt=2).status == "busy"
     now[0] += lease + 1

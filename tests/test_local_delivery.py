@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from shared.delivery import RawMessage
-from shared.dev import HttpPusher
+from shared.tools.dev import HttpPusher
 
 RAW = RawMessage(data=b"{}", attributes={"ce-id": "e1"}, message_id="m1", ordering_key="k1", attempt=2)
 SUB = "projects/p/subscriptions/post-liked--timeline_enrichment"

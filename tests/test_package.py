@@ -1,7 +1,8 @@
-"""``shared.package``: reproducible function archives that deploy and run on their own."""
+"""``shared.tools.package``: reproducible function archives that deploy and run on their own."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import importlib.metadata
 import json
@@ -18,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from shared import package
-from shared._codec import encode, new_envelope
+from shared.tools import package
+from shared.wire import encode, new_envelope
 from shared.errors import ToolkitError
-from shared.package import build_packages
+from shared.tools.package import build_packages
 from shared.stores import open_store
 from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY
@@ -50,6 +51,24 @@ def test_archives_are_reproducible_and_deployable_in_shape(tmp_path: Path) -> No
         assert not {"pytest", "google-cloud-testutils", "python-hcl2"} & set(pins), "test extras ship"
         assert all(pins[name] == importlib.metadata.version(name) for name in pins)
     assert not list((tmp_path / "a").glob(".*")), "a temporary file was left behind"
+
+
+def test_archives_carry_the_runtime_and_none_of_the_local_tools(tmp_path: Path) -> None:
+    [path] = build_packages(TOPOLOGY, tmp_path, only=["timeline_enrichment"])
+    with zipfile.ZipFile(path) as archive:
+        modules = {n: archive.read(n) for n in archive.namelist() if n.endswith(".py")}
+    assert not [n for n in modules if n.startswith("shared/tools/")]
+    for local_tool in ("cli", "dev", "demo", "provision", "package", "dlq", "contracts", "emulator"):
+        assert not [n for n in modules if n.rsplit("/", 1)[-1] == f"{local_tool}.py"], local_tool
+    assert {"shared/consumer.py", "shared/runtime/pipeline.py", "shared/wire.py"} <= set(modules)
+    for name, source in modules.items():  # nothing deployed may need what was left behind
+        imported = [
+            node.module if isinstance(node, ast.ImportFrom) else alias.name
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        ]
+        assert not [m for m in imported if m and m.startswith("shared.tools")], name
 
 
 def test_only_packages_the_named_consumers_and_refuses_unknown_ones(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from google.cloud import pubsub_v1
 
-from shared.provision import provision
+from shared.tools.provision import provision
 from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY
 from shared.topology import Consumer, RetryPolicy, Topic, Topology
@@ -52,7 +52,7 @@ def test_a_changed_setting_is_updated_in_place(project) -> None:
 
 
 def test_the_provision_command_is_idempotent(project) -> None:
-    from shared.cli import main
+    from shared.tools.cli import main
 
     assert main(["provision"]) == 0
     assert main(["provision", "--project", project]) == 0

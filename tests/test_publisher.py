@@ -101,7 +101,7 @@ def test_invalid_input_is_refused_before_any_io(monkeypatch) -> None:
     with pytest.raises(ToolkitError, match="order.dispatched.v1.*not declared on any topic"):
         publisher.publish(OrderDispatched(order_id="o", customer_id="c", carrier="dhl",
                                           dispatched_at=datetime.now(timezone.utc)))
-    assert publisher._client is None  # nothing was connected
+    assert publisher._client.peek() is None  # nothing was connected
 
 
 def test_a_forked_child_gets_its_own_client(project, pull_all) -> None:

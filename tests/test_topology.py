@@ -12,8 +12,8 @@ from shared import (
     Topology,
     TopologyError,
 )
-from shared.cli import TERRAFORM_EXPORT, terraform_json
-from shared.contracts import render
+from shared.tools.cli import TERRAFORM_EXPORT, terraform_json
+from shared.tools.contracts import render
 from shared.system.events import OrderDispatched, PostLiked
 from shared.system.topology import TOPOLOGY
 from shared.topology import subscription_name

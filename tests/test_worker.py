@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from shared import Delivery, PermanentError, Publisher, PullWorker, RetryableError
-from shared.provision import provision
+from shared.tools.provision import provision
 from shared.stores.sqlite import SqliteStore
 from shared.system.events import PostLiked
 from shared.topology import Consumer, RetryPolicy, Topic, Topology

@@ -12,14 +12,11 @@
 
 from __future__ import annotations
 
-import os
-
+from shared import config
 from shared.errors import ConfigurationError
 from shared.stores.base import AuditEntry, ClaimState, Store
 
 __all__ = ["AuditEntry", "ClaimState", "Store", "open_store"]
-
-DEFAULT_SQLITE_PATH = ".pubsub-kit/state.db"
 
 
 def open_store(url: str | None = None) -> Store:
@@ -28,15 +25,12 @@ def open_store(url: str | None = None) -> Store:
     Raises:
         ConfigurationError: the URL names no known store.
     """
-    url = url or os.environ.get("PUBSUB_KIT_STORE") or (
-        "firestore" if os.environ.get("K_SERVICE") else f"sqlite:///{DEFAULT_SQLITE_PATH}"
-    )
+    url = url or config.store_url()
     if url == "firestore" or url.startswith("firestore://"):
         from shared.stores.firestore import FirestoreStore
 
         database = url.removeprefix("firestore").removeprefix("://") or None
-        prefix = os.environ.get("PUBSUB_KIT_STORE_PREFIX") or "pubsubkit"
-        return FirestoreStore(database=database, prefix=prefix)
+        return FirestoreStore(database=database, prefix=config.store_prefix())
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://")
         path = path[1:] if path.startswith("/") else path  # sqlite:///rel  vs  sqlite:////abs

@@ -97,8 +97,14 @@ class Store(abc.ABC):
     def counters(self, collection: str, key: str) -> dict[str, int]:
         """Every counter of ``key`` in ``collection`` (empty when none)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a store without connections has nothing to close
         """Release connections. The store is unusable afterwards."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def check_key(kind: str, value: str) -> str:

@@ -54,17 +54,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from shared.errors import ConfigurationError
+from shared import config
+from shared._clients import Lazy
 from shared.stores.base import DONE_RETENTION, AuditEntry, ClaimState, Store, check_key
 
 if TYPE_CHECKING:
@@ -119,42 +118,24 @@ class FirestoreStore(Store):
                 f"(it starts Firestore collection names), got {prefix!r}"
             )
         # An explicit project, else a given client's, else the environment's.
-        project = (
-            project
-            or (client.project if client is not None else None)
-            or os.environ.get("GOOGLE_CLOUD_PROJECT")
-            or os.environ.get("PUBSUB_PROJECT_ID")
+        self.project: str = project or (client.project if client is not None else None) or (
+            config.project_id()
         )
-        if not project and client is None:
-            raise ConfigurationError(
-                "FirestoreStore needs a GCP project: pass project=..., or set GOOGLE_CLOUD_PROJECT "
-                "(or PUBSUB_PROJECT_ID) in the environment"
-            )
-        self.project = project or client.project  # type: ignore[union-attr]
         self.database = database
         self.prefix = prefix
         self._clock = clock
-        self._client_obj = client
-        self._client_pid = os.getpid() if client is not None else None
-        self._own_client = client is None
-        self._lock = threading.Lock()
+        # A client passed in belongs to the caller, who closes it; one made here is ours.
+        self._client: Lazy[Client] = (
+            Lazy(lambda: client) if client is not None else Lazy(self._make_client, _close)
+        )
 
-    def _client(self) -> Client:
-        # A gRPC channel does not survive fork(): a child process opens its own client.
-        if self._client_obj is None or (self._own_client and self._client_pid != os.getpid()):
-            with self._lock:
-                if self._client_obj is None or (self._own_client and self._client_pid != os.getpid()):
-                    from google.cloud import (
-                        firestore,  # deferred: cold starts that never need it skip it
-                    )
+    def _make_client(self) -> Client:
+        from google.cloud import firestore  # deferred: cold starts that never need it skip it
 
-                    self._client_obj = firestore.Client(project=self.project, database=self.database)
-                    self._client_pid = os.getpid()
-                    self._own_client = True
-        return self._client_obj
+        return firestore.Client(project=self.project, database=self.database)
 
     def _doc(self, collection: str, *parts: str) -> Any:
-        return self._client().collection(f"{self.prefix}_{collection}").document(_doc_id(*parts))
+        return self._client.get().collection(f"{self.prefix}_{collection}").document(_doc_id(*parts))
 
     # -- idempotency -----------------------------------------------------------------------
     def claim(self, key: str, lease: float) -> ClaimState:
@@ -206,7 +187,7 @@ class FirestoreStore(Store):
         from google.api_core.exceptions import FailedPrecondition, NotFound
 
         try:
-            write(self._client().write_option(last_update_time=snapshot.update_time))
+            write(self._client.get().write_option(last_update_time=snapshot.update_time))
         except (FailedPrecondition, NotFound) as exc:
             raise _Changed(f"{ref.id!r} changed since it was read") from exc
 
@@ -258,7 +239,7 @@ class FirestoreStore(Store):
             return []
         from google.cloud.firestore_v1.base_query import FieldFilter
 
-        query: Any = self._client().collection(f"{self.prefix}_audit")
+        query: Any = self._client.get().collection(f"{self.prefix}_audit")
         criteria: tuple[tuple[str, str, object], ...] = (
             ("subject", "==", subject),
             ("actor", "==", actor),
@@ -293,7 +274,7 @@ class FirestoreStore(Store):
             # fails nothing is written, so the counter moves exactly when the token is new.
             # The increment is a server-side transform, so tokens adding to one counter at
             # once do not contend for it.
-            batch = self._client().batch()
+            batch = self._client.get().batch()
             batch.create(applied, token)
             batch.set(
                 counter,
@@ -322,10 +303,11 @@ class FirestoreStore(Store):
         return dict(sorted((fields[slot], value) for slot, value in counts.items()))
 
     def close(self) -> None:
-        with self._lock:
-            client, self._client_obj = self._client_obj, None
-        if client is not None and self._own_client:
-            client.close()
+        self._client.close()
+
+
+def _close(client: Client) -> None:
+    client.close()
 
 
 class _Changed(Exception):

@@ -69,6 +69,8 @@ class SqliteStore(Store):
         self._local = threading.local()
         self._shared: sqlite3.Connection | None = None
         self._shared_lock = threading.Lock()
+        self._opened: list[sqlite3.Connection] = []  # every thread's, so close() closes all
+        self._opened_lock = threading.Lock()
         self._next_purge = 0.0
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +104,8 @@ class SqliteStore(Store):
         db.execute("PRAGMA busy_timeout = 30000")
         if self.path != ":memory:":
             db.execute("PRAGMA synchronous = NORMAL")
+        with self._opened_lock:
+            self._opened.append(db)
         return db
 
     def _connection(self) -> sqlite3.Connection:
@@ -263,9 +267,11 @@ class SqliteStore(Store):
         return dict(rows)
 
     def close(self) -> None:
-        for db in (getattr(self._local, "db", None), self._shared):
-            if db is not None:
-                db.close()
+        """Close the connections of every thread; the store is unusable afterwards."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for db in opened:
+            db.close()
         self._local = threading.local()
         self._shared = None
 

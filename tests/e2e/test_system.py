@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import pytest
 
 from shared import Publisher
-from shared.dev import LocalSystem
+from shared.tools.dev import LocalSystem
 from shared.stores import open_store
 from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY

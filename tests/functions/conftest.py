@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from functions_framework import create_app
 
-from shared import _codec
+from shared import wire
 from shared.events import Event
 from shared.stores import open_store
 from tests.conftest import REPO
@@ -46,9 +46,9 @@ def store(store_url):
 def push_body(event: Event, *, subscription: str, project: str = "test-project", attempt: int = 1,
               event_id: str | None = None, traceparent: str | None = None,
               time: datetime | None = None, correlation_id: str | None = None) -> dict[str, Any]:
-    envelope = _codec.new_envelope(event, source="/tests", event_id=event_id, time=time,
+    envelope = wire.new_envelope(event, source="/tests", event_id=event_id, time=time,
                                    traceparent=traceparent, correlation_id=correlation_id)
-    data, attributes = _codec.encode(event, envelope)
+    data, attributes = wire.encode(event, envelope)
     return raw_push_body(data, attributes, subscription=subscription, project=project, attempt=attempt)
 
 

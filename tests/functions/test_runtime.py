@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared import PermanentError, RetryableError
-from shared._push import parse_request
-from shared.provision import provision
+from shared.push import parse_request
+from shared.tools.provision import provision
 from shared.system.events import OrderDispatched, PostLiked, UserUpdated
 from shared.system.topology import TOPOLOGY
 from tests.functions.conftest import golden, push_body, raw_push_body

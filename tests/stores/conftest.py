@@ -58,7 +58,10 @@ def forbid_io(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.fail("the store reached its database")
 
     # The one door to the database in each backend.
-    monkeypatch.setattr(store, "_client" if type(store).__name__ == "FirestoreStore" else "_transaction", io)
+    if type(store).__name__ == "FirestoreStore":
+        monkeypatch.setattr(store._client, "get", io)  # type: ignore[attr-defined]
+    else:
+        monkeypatch.setattr(store, "_transaction", io)
 
 
 def _delete_collections(spec: StoreSpec) -> None:

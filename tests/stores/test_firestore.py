@@ -22,22 +22,25 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def no_project(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
-    monkeypatch.delenv("PUBSUB_PROJECT_ID", raising=False)
+    for variable in ("GOOGLE_CLOUD_PROJECT", "PUBSUB_PROJECT_ID", "GCP_PROJECT"):
+        monkeypatch.delenv(variable, raising=False)
 
 
 def test_without_a_project_the_store_says_how_to_configure_one(no_project: None) -> None:
-    with pytest.raises(ConfigurationError, match="set GOOGLE_CLOUD_PROJECT"):
+    with pytest.raises(ConfigurationError, match="set PUBSUB_PROJECT_ID .* or GOOGLE_CLOUD_PROJECT"):
         FirestoreStore()
 
 
 def test_project_comes_from_the_argument_then_the_environment(
     no_project: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PUBSUB_PROJECT_ID", "from-pubsub")
-    assert FirestoreStore().project == "from-pubsub"
+    # The precedence of shared.config, the same for the publisher and the logs.
+    monkeypatch.setenv("GCP_PROJECT", "from-gcp")
+    assert FirestoreStore().project == "from-gcp"
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "from-google")
     assert FirestoreStore().project == "from-google"
+    monkeypatch.setenv("PUBSUB_PROJECT_ID", "from-pubsub")
+    assert FirestoreStore().project == "from-pubsub"
     assert FirestoreStore(project="given").project == "given"
 
 
@@ -70,10 +73,10 @@ def test_opening_the_store_does_not_import_the_firestore_client() -> None:
 def test_a_forked_child_opens_its_own_client(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:9")  # clients connect lazily: no I/O
     store = FirestoreStore(project="p")
-    parent = store._client()
-    assert store._client() is parent
+    parent = store._client.get()
+    assert store._client.get() is parent
     monkeypatch.setattr("os.getpid", lambda: -1)  # as seen from a child after fork()
-    assert store._client() is not parent
+    assert store._client.get() is not parent
 
 
 def test_a_given_client_is_used_and_left_open() -> None:
@@ -86,14 +89,14 @@ def test_a_given_client_is_used_and_left_open() -> None:
 
     client = Client()
     store = FirestoreStore(client=client)  # type: ignore[arg-type]
-    assert store.project == "from-client" and store._client() is client
+    assert store.project == "from-client" and store._client.get() is client
     store.close()
     assert not client.closed
 
 
 def test_a_subject_too_long_to_query_is_refused_before_any_io(monkeypatch: pytest.MonkeyPatch) -> None:
     store = FirestoreStore(project="p")
-    monkeypatch.setattr(store, "_client", lambda: pytest.fail("the store reached its database"))
+    monkeypatch.setattr(store._client, "get", lambda: pytest.fail("the store reached its database"))
     with pytest.raises(ValueError, match="subject must be at most 1500 bytes"):
         store.query_audit(subject="é" * 751)
 

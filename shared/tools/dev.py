@@ -29,59 +29,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from shared._push import to_push_body
+from shared.config import project_root
 from shared.delivery import RawMessage
 from shared.errors import ConfigurationError
-from shared.provision import provision
+from shared.push import to_push_body
+from shared.tools.emulator import emulator
+from shared.tools.provision import provision
 from shared.topology import Topology
 from shared.worker import SubscriptionPump, WorkerSettings
 
 log = logging.getLogger("pubsub_kit.dev")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-EMULATOR_SCRIPT = REPO_ROOT / "emulator.sh"
-STATE_DIR = REPO_ROOT / ".pubsub-kit"
-
-
-def emulator_running(which: str = "pubsub") -> bool:
-    done = subprocess.run(
-        ["bash", str(EMULATOR_SCRIPT), "status", which], capture_output=True, timeout=60
-    )
-    return done.returncode == 0
-
-
-def stop_emulator(which: str = "pubsub") -> None:
-    subprocess.run(["bash", str(EMULATOR_SCRIPT), "stop", which], capture_output=True, timeout=60)
-
-
-def emulator_env(which: str = "pubsub") -> dict[str, str]:
-    """Start ``which`` emulator(s) through emulator.sh (a no-op when running); its env lines.
-
-    Raises:
-        ConfigurationError: emulator.sh failed; its message says what is missing.
-    """
-    if not EMULATOR_SCRIPT.exists():
-        raise ConfigurationError(f"{EMULATOR_SCRIPT} not found: run from a pubsub-kit checkout")
-    done = subprocess.run(
-        ["bash", str(EMULATOR_SCRIPT), "start", which],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    if done.returncode != 0:
-        raise ConfigurationError(f"emulator.sh start {which} failed: {done.stderr.strip()}")
-    return parse_exports(done.stdout)
-
-
-def parse_exports(text: str) -> dict[str, str]:
-    """``export A=b`` lines into a dict (what ``eval "$(./emulator.sh env)"`` would set)."""
-    env = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("export ") and "=" in line:
-            key, value = line[len("export ") :].split("=", 1)
-            env[key] = value.strip("'\"")
-    return env
+ROOT = project_root()
+STATE_DIR = ROOT / ".pubsub-kit"
 
 
 def _free_ports(count: int) -> list[int]:
@@ -107,7 +67,7 @@ class FunctionProcess:
     name: str
     port: int
     env: dict[str, str]
-    functions_dir: Path = REPO_ROOT / "functions"
+    functions_dir: Path = ROOT / "functions"
     process: subprocess.Popen[str] | None = None
 
     @property
@@ -251,7 +211,7 @@ class LocalSystem:
         store_url: str,
         port_base: int = 8090,
         functions: list[str] | None = None,
-        functions_dir: Path = REPO_ROOT / "functions",
+        functions_dir: Path = ROOT / "functions",
         on_line: Callable[[str, str], None] | None = None,
         settings: WorkerSettings = WorkerSettings(),
     ) -> None:
@@ -268,17 +228,18 @@ class LocalSystem:
         self._stopping = threading.Event()
         self._pusher = HttpPusher(self._stopping)
         self._pump: SubscriptionPump | None = None
-        self._started: list[str] = []  # emulators this system started, and so stops
+        self._emulators = contextlib.ExitStack()  # stops the emulators this system started
         self._saved_env: dict[str, str | None] = {}  # what start() changed in os.environ
         self.env: dict[str, str] = {}
 
     def start(self) -> None:
         """Emulator, topology, functions, delivery; in that order. Idempotent per piece."""
-        self.env = {"PUBSUB_PROJECT_ID": self.project}
-        self._use_emulator("pubsub", "PUBSUB_EMULATOR_HOST")
+        self._stopping.clear()
+        self.env = {"PUBSUB_EMULATOR_HOST": self._emulators.enter_context(emulator("pubsub"))}
         if self.store_url.startswith("firestore"):
             # The GCP store, on the Firestore emulator: the same code path as in the cloud.
-            self._use_emulator("firestore", "FIRESTORE_EMULATOR_HOST")
+            host = self._emulators.enter_context(emulator("firestore"))
+            self.env["FIRESTORE_EMULATOR_HOST"] = host
             self.env["GOOGLE_CLOUD_PROJECT"] = self.project
         self.env["PUBSUB_PROJECT_ID"] = self.project
         # This process talks to the same emulators (provisioning, delivery); stop() restores.
@@ -299,15 +260,6 @@ class LocalSystem:
         )
         self._pump.start()
 
-    def _use_emulator(self, which: str, host_variable: str) -> None:
-        if os.environ.get(host_variable):
-            self.env[host_variable] = os.environ[host_variable]
-            return
-        if not emulator_running(which):
-            self._started.append(which)
-        started = emulator_env(which)
-        self.env[host_variable] = started[host_variable]
-
     def function_env(self, name: str) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.env)
@@ -315,7 +267,7 @@ class LocalSystem:
             {
                 "PUBSUB_KIT_STORE": self.store_url,
                 "PUBSUB_KIT_SOURCE": f"/services/{name}",
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -352,14 +304,13 @@ class LocalSystem:
             self._pump.stop(timeout=15)
         for fn in self.functions.values():
             fn.stop()
-        while self._started:
-            stop_emulator(self._started.pop())
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
         self._saved_env = {}
+        self._emulators.close()
 
     def __enter__(self) -> LocalSystem:
         self.start()

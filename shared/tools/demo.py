@@ -16,9 +16,9 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
-from shared import _codec
-from shared.dead_letter import DeadLetter, inspect
-from shared.dev import LocalSystem
+from shared import wire
+from shared.tools.dev import LocalSystem
+from shared.tools.dlq import DeadLetter, inspect
 from shared.publisher import Publisher
 from shared.stores import Store, open_store
 from shared.system.events import FieldChange, OrderDispatched, PostLiked, UserUpdated
@@ -99,12 +99,12 @@ def publish_burst(system: LocalSystem, topology: Topology, out: TextIO) -> dict[
     raw = publisher.client
     topic = publisher.topic_path("post-liked")
     base = {
-        _codec.ATTR_SPECVERSION: "1.0",
-        _codec.ATTR_SOURCE: "/services/demo",
-        _codec.ATTR_CONTENT_TYPE: "application/json",
+        wire.ATTR_SPECVERSION: "1.0",
+        wire.ATTR_SOURCE: "/services/demo",
+        wire.ATTR_CONTENT_TYPE: "application/json",
     }
-    raw.publish(topic, b"{not json", **base, **{_codec.ATTR_ID: "demo-malformed", _codec.ATTR_TYPE: "post.liked.v1"}).result()
-    raw.publish(topic, b"{}", **base, **{_codec.ATTR_ID: "demo-unknown", _codec.ATTR_TYPE: "post.unliked.v1"}).result()
+    raw.publish(topic, b"{not json", **base, **{wire.ATTR_ID: "demo-malformed", wire.ATTR_TYPE: "post.liked.v1"}).result()
+    raw.publish(topic, b"{}", **base, **{wire.ATTR_ID: "demo-unknown", wire.ATTR_TYPE: "post.unliked.v1"}).result()
     out.write(f"published {len(ids)} events, one of them twice, and 2 malformed messages\n")
     # Audit: every valid event once (duplicates absorbed), plus the notifications for the 3
     # dispatches with a known carrier. Dead letters: the 2 bad messages reach both consumers of
@@ -193,7 +193,7 @@ def run_demo(
     out: TextIO = sys.stdout,
 ) -> int:
     """Run the system, publish the burst, report; 0 when everything settled as expected."""
-    from shared.dev import STATE_DIR
+    from shared.tools.dev import STATE_DIR
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
     db = STATE_DIR / "demo.db"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared import TopologyError
-from shared._filter import compile_filter
+from shared.filters import compile_filter
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ Every consumer subscription is created as a *pull* subscription with its retry p
 dead-letter policy and its filter. On GCP, Terraform makes the same subscriptions push
 subscriptions to the functions; locally the runtime pulls and delivers the same push body over
 HTTP, because the emulator's own push loses messages while a consumer is down (see
-``shared.dev``). Running it twice changes nothing the second time.
+``shared.tools.dev``). Running it twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
-from shared.publisher import project_id
+from shared.config import project_id
 from shared.topology import Subscription, Topology
 
 if TYPE_CHECKING:

@@ -1,91 +1,32 @@
-"""Dead-lettering by the runtime, and inspecting and replaying what was dead-lettered.
+"""``pubsub-kit dlq``: inspect and replay what was dead-lettered.
 
-Two roads lead to a subscription's dead-letter topic ``<topic>--<consumer>--dlq``:
-
-- the runtime sends a message there *at once* when it can never succeed (undecodable data, an
-  unknown or unsupported event type, a :class:`~shared.errors.PermanentError`), with the reason
-  in the ``pubsubkit-dlq-reason`` attribute;
-- Pub/Sub sends it there after ``max_delivery_attempts`` failed deliveries, with its own
-  ``CloudPubSubDeadLetterSource*`` attributes.
-
-Either way the original data and attributes are kept, so :func:`replay` can publish the message
+What reaches a dead-letter topic, and how, is told in :mod:`shared.runtime.dead_lettering`.
+Either road keeps the original data and attributes, so :func:`replay` can publish the message
 again to its original topic once the cause is fixed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from shared import _codec
-from shared.delivery import RawMessage
-from shared.errors import PublishError
-from shared.topology import DLQ_SUFFIX, Topology
+from shared import wire
+from shared.topology import Topology
 
 if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
 # Attributes added on the way to the dead-letter topic; removed again on replay.
 _ADDED_ATTRIBUTES = (
-    _codec.ATTR_DLQ_REASON,
-    _codec.ATTR_DLQ_CONSUMER,
-    _codec.ATTR_DLQ_SUBSCRIPTION,
-    _codec.ATTR_DLQ_MESSAGE_ID,
-    _codec.ATTR_DLQ_ATTEMPT,
+    wire.ATTR_DLQ_REASON,
+    wire.ATTR_DLQ_CONSUMER,
+    wire.ATTR_DLQ_SUBSCRIPTION,
+    wire.ATTR_DLQ_MESSAGE_ID,
+    wire.ATTR_DLQ_ATTEMPT,
 )
 _PUBSUB_DLQ_PREFIX = "CloudPubSubDeadLetterSource"
-MAX_REASON_LENGTH = 1000  # characters; attribute values may hold 1024 bytes
-
-
-class DeadLetterSink:
-    """Publishes messages the runtime gives up on to their subscription's dead-letter topic.
-
-    The client library is imported on first use: a consumer that never dead-letters never
-    pays for it at cold start.
-    """
-
-    def __init__(self, project: str, consumer: str) -> None:
-        self.project = project
-        self.consumer = consumer
-        self._client: PublisherClient | None = None
-        self._lock = threading.Lock()
-
-    def _publisher(self) -> PublisherClient:
-        with self._lock:
-            if self._client is None:
-                from google.cloud import pubsub_v1
-
-                self._client = pubsub_v1.PublisherClient()
-            return self._client
-
-    def send(self, raw: RawMessage, subscription: str, reason: str, timeout: float = 30.0) -> str:
-        """Publish ``raw`` with ``reason`` to ``subscription``'s dead-letter topic; wait for it.
-
-        Returns:
-            The dead-letter message's id.
-
-        Raises:
-            PublishError: the dead-letter topic did not accept it (the caller must not ack).
-        """
-        topic = subscription + DLQ_SUFFIX
-        attributes = dict(raw.attributes)
-        attributes.update(
-            {
-                _codec.ATTR_DLQ_REASON: reason[:MAX_REASON_LENGTH],
-                _codec.ATTR_DLQ_CONSUMER: self.consumer,
-                _codec.ATTR_DLQ_SUBSCRIPTION: subscription,
-                _codec.ATTR_DLQ_MESSAGE_ID: raw.message_id,
-            }
-        )
-        if raw.attempt is not None:
-            attributes[_codec.ATTR_DLQ_ATTEMPT] = str(raw.attempt)
-        path = f"projects/{self.project}/topics/{topic}"
-        try:
-            return self._publisher().publish(path, raw.data, **attributes).result(timeout=timeout)
-        except Exception as exc:
-            raise PublishError(topic, raw.attributes.get(_codec.ATTR_ID, raw.message_id), exc) from exc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +45,8 @@ class DeadLetter:
 
 
 def _reason(attributes: Mapping[str, str]) -> str:
-    if _codec.ATTR_DLQ_REASON in attributes:
-        return attributes[_codec.ATTR_DLQ_REASON]
+    if wire.ATTR_DLQ_REASON in attributes:
+        return attributes[wire.ATTR_DLQ_REASON]
     count = attributes.get(f"{_PUBSUB_DLQ_PREFIX}DeliveryCount")
     if count:
         return f"delivery failed {count} times (max_delivery_attempts reached)"
@@ -114,7 +55,7 @@ def _reason(attributes: Mapping[str, str]) -> str:
 
 def _attempts(attributes: Mapping[str, str]) -> int | None:
     value = attributes.get(f"{_PUBSUB_DLQ_PREFIX}DeliveryCount") or attributes.get(
-        _codec.ATTR_DLQ_ATTEMPT
+        wire.ATTR_DLQ_ATTEMPT
     )
     return int(value) if value and value.isdigit() else None
 
@@ -133,17 +74,46 @@ def inspect(
     The messages are pulled and immediately made available again (ack deadline 0), so
     inspecting changes nothing but their delivery count on the dead-letter subscription.
     """
+    source = topology.subscription(subscription)
+    path = f"projects/{project}/subscriptions/{source.dead_letter_subscription}"
+    with _subscriber(subscriber) as client:
+        letters = _pull(client, path, source.name, max_messages, timeout)
+        if letters:
+            client.modify_ack_deadline(
+                request={
+                    "subscription": path,
+                    "ack_ids": [d.ack_id for d in letters],
+                    "ack_deadline_seconds": 0,
+                }
+            )
+    return letters
+
+
+@contextlib.contextmanager
+def _subscriber(given: SubscriberClient | None) -> Iterator[SubscriberClient]:
+    """``given``, or a client of our own that is closed afterwards."""
+    if given is not None:
+        yield given
+        return
     from google.cloud import pubsub_v1
 
-    source = topology.subscription(subscription)
-    subscriber = subscriber or pubsub_v1.SubscriberClient()
-    path = f"projects/{project}/subscriptions/{source.dead_letter_subscription}"
-    letters = _pull(subscriber, path, source.name, max_messages, timeout)
-    if letters:
-        subscriber.modify_ack_deadline(
-            request={"subscription": path, "ack_ids": [d.ack_id for d in letters], "ack_deadline_seconds": 0}
-        )
-    return letters
+    with pubsub_v1.SubscriberClient() as client:
+        yield client
+
+
+@contextlib.contextmanager
+def _publisher(given: PublisherClient | None) -> Iterator[PublisherClient]:
+    if given is not None:
+        yield given
+        return
+    from google.cloud import pubsub_v1
+
+    client = pubsub_v1.PublisherClient()
+    try:
+        yield client
+    finally:
+        client.stop()
+        client.transport.close()
 
 
 def _pull(
@@ -175,9 +145,9 @@ def _pull(
                 message.message_id,
                 DeadLetter(
                     subscription=source,
-                    message_id=attributes.get(_codec.ATTR_DLQ_MESSAGE_ID, message.message_id),
-                    event_id=attributes.get(_codec.ATTR_ID),
-                    event_type=attributes.get(_codec.ATTR_TYPE),
+                    message_id=attributes.get(wire.ATTR_DLQ_MESSAGE_ID, message.message_id),
+                    event_id=attributes.get(wire.ATTR_ID),
+                    event_type=attributes.get(wire.ATTR_TYPE),
                     reason=_reason(attributes),
                     attempts=_attempts(attributes),
                     data=bytes(message.data),
@@ -209,26 +179,24 @@ def replay(
     Returns:
         How many messages were replayed.
     """
-    from google.cloud import pubsub_v1
-
     source = topology.subscription(subscription)
-    subscriber = subscriber or pubsub_v1.SubscriberClient()
-    publisher = publisher or pubsub_v1.PublisherClient()
     dlq_path = f"projects/{project}/subscriptions/{source.dead_letter_subscription}"
     topic_path = f"projects/{project}/topics/{source.topic.name}"
     replayed = 0
-    while replayed < max_messages:
-        letters = _pull(subscriber, dlq_path, source.name, min(100, max_messages - replayed), timeout)
-        if not letters:
-            break
-        futures = [
-            (letter, publisher.publish(topic_path, letter.data, **_original(letter.attributes)))
-            for letter in letters
-        ]
-        for letter, future in futures:
-            future.result(timeout=60)
-            subscriber.acknowledge(request={"subscription": dlq_path, "ack_ids": [letter.ack_id]})
-            replayed += 1
+    with _subscriber(subscriber) as pull, _publisher(publisher) as push:
+        while replayed < max_messages:
+            batch = min(100, max_messages - replayed)
+            letters = _pull(pull, dlq_path, source.name, batch, timeout)
+            if not letters:
+                break
+            futures = [
+                (letter, push.publish(topic_path, letter.data, **_original(letter.attributes)))
+                for letter in letters
+            ]
+            for letter, future in futures:
+                future.result(timeout=60)
+                pull.acknowledge(request={"subscription": dlq_path, "ack_ids": [letter.ack_id]})
+                replayed += 1
     return replayed
 
 

@@ -1,5 +1,8 @@
 """The wire format, in one place: CloudEvents over Pub/Sub, binary content mode.
 
+Public, because producers and consumers in other languages, tests and tools all need the same
+names: the attribute constants below, :class:`Envelope`, :func:`encode` and :func:`decode`.
+
 Message data is the JSON of the event's data; the envelope travels as attributes
 (CloudEvents Pub/Sub protocol binding): ``ce-specversion``, ``ce-id``, ``ce-type``,
 ``ce-source``, ``ce-time``, ``ce-subject`` (when the event has one), ``ce-datacontenttype``,

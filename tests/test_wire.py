@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import _codec
+from shared import wire
 from shared.errors import (
     EventValidationError,
     MalformedMessageError,
@@ -27,11 +27,11 @@ def make_event() -> PostLiked:
 
 def test_encode_writes_the_binary_mode_attributes() -> None:
     event = make_event()
-    envelope = _codec.new_envelope(
+    envelope = wire.new_envelope(
         event, source="/services/test", event_id="evt-1", time=LIKED_AT,
         traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     )
-    data, attributes = _codec.encode(event, envelope)
+    data, attributes = wire.encode(event, envelope)
     golden = json.loads((GOLDEN / "post_liked_message.json").read_text())
     assert json.loads(data) == golden["data"]
     assert attributes == golden["attributes"]
@@ -39,14 +39,14 @@ def test_encode_writes_the_binary_mode_attributes() -> None:
 
 def test_decode_round_trips_event_and_envelope() -> None:
     event = make_event()
-    envelope = _codec.new_envelope(event, source="/s", correlation_id="corr-1")
-    decoded, decoded_envelope = _codec.decode(*_codec.encode(event, envelope), TOPOLOGY.registry)
+    envelope = wire.new_envelope(event, source="/s", correlation_id="corr-1")
+    decoded, decoded_envelope = wire.decode(*wire.encode(event, envelope), TOPOLOGY.registry)
     assert decoded == event
     assert decoded_envelope == envelope
 
 
 def test_a_new_chain_is_correlated_by_its_first_event_id() -> None:
-    envelope = _codec.new_envelope(make_event(), source="/s", event_id="first")
+    envelope = wire.new_envelope(make_event(), source="/s", event_id="first")
     assert envelope.correlation_id == "first"
 
 
@@ -64,13 +64,13 @@ def test_a_new_chain_is_correlated_by_its_first_event_id() -> None:
 )
 def test_undecodable_messages_raise_named_errors(data, attributes, error, text) -> None:
     with pytest.raises(error, match=text):
-        _codec.decode(data, attributes, TOPOLOGY.registry)
+        wire.decode(data, attributes, TOPOLOGY.registry)
 
 
 def test_a_producer_in_another_language_is_understood() -> None:
     """Attributes and JSON written by hand (as a Go or Node producer would) decode."""
     golden = json.loads((GOLDEN / "post_liked_message.json").read_text())
     attributes = dict(golden["attributes"], **{"ce-time": "2026-01-31T12:00:00Z"})
-    event, envelope = _codec.decode(json.dumps(golden["data"]).encode(), attributes, TOPOLOGY.registry)
+    event, envelope = wire.decode(json.dumps(golden["data"]).encode(), attributes, TOPOLOGY.registry)
     assert event == make_event()
     assert envelope.trace_id == "0af7651916cd43dd8448eb211c80319c"

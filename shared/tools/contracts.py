@@ -12,20 +12,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shared import _codec
+from shared import wire
 from shared.topology import Topology
 
 _ENVELOPE_ATTRIBUTES = {
-    _codec.ATTR_SPECVERSION: ("CloudEvents spec version; always 1.0", True),
-    _codec.ATTR_ID: ("Unique event id; consumers drop repeats of an id as duplicates", True),
-    _codec.ATTR_TYPE: ("Versioned event type, e.g. post.liked.v1", True),
-    _codec.ATTR_SOURCE: ("URI reference of the producer, e.g. /services/orders", True),
-    _codec.ATTR_TIME: ("RFC 3339 time the event happened", True),
-    _codec.ATTR_CONTENT_TYPE: ("Always application/json", True),
-    _codec.ATTR_SUBJECT: ("What the event is about (e.g. the post id)", False),
-    _codec.ATTR_CORRELATION: ("Id shared by every event of one chain of causes", False),
-    _codec.ATTR_TRACEPARENT: ("W3C trace context of the publishing span", False),
-    _codec.ATTR_TRACESTATE: ("W3C vendor trace state", False),
+    wire.ATTR_SPECVERSION: ("CloudEvents spec version; always 1.0", True),
+    wire.ATTR_ID: ("Unique event id; consumers drop repeats of an id as duplicates", True),
+    wire.ATTR_TYPE: ("Versioned event type, e.g. post.liked.v1", True),
+    wire.ATTR_SOURCE: ("URI reference of the producer, e.g. /services/orders", True),
+    wire.ATTR_TIME: ("RFC 3339 time the event happened", True),
+    wire.ATTR_CONTENT_TYPE: ("Always application/json", True),
+    wire.ATTR_SUBJECT: ("What the event is about (e.g. the post id)", False),
+    wire.ATTR_CORRELATION: ("Id shared by every event of one chain of causes", False),
+    wire.ATTR_TRACEPARENT: ("W3C trace context of the publishing span", False),
+    wire.ATTR_TRACESTATE: ("W3C vendor trace state", False),
 }
 
 
@@ -55,7 +55,7 @@ def asyncapi(topology: Topology) -> dict[str, Any]:
                 "name": model.event_type,
                 "title": model.__name__,
                 "summary": (model.__doc__ or "").strip().split("\n")[0],
-                "contentType": _codec.CONTENT_TYPE,
+                "contentType": wire.CONTENT_TYPE,
                 "headers": {"$ref": "#/components/schemas/CloudEventAttributes"},
                 "payload": {"$ref": f"{model.event_type}.schema.json"},
                 "bindings": {"googlepubsub": {"bindingVersion": "0.2.0"}},

@@ -24,11 +24,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from shared.config import project_root
 from shared.errors import ToolkitError
 from shared.topology import Topology
 
 DEFAULT_TOPOLOGY = "shared.system.topology:TOPOLOGY"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = project_root()
 TERRAFORM_EXPORT = REPO_ROOT / "infra" / "topology.json"
 
 
@@ -169,8 +170,8 @@ def _run(args: argparse.Namespace, topology: Topology) -> int:
     from shared.observability import configure_logging
 
     if args.command == "provision":
-        from shared.provision import provision
-        from shared.publisher import project_id
+        from shared.config import project_id
+        from shared.tools.provision import provision
 
         configure_logging()
         report = provision(topology, project=args.project or project_id())
@@ -184,14 +185,14 @@ def _run(args: argparse.Namespace, topology: Topology) -> int:
     if args.command == "dev":
         return _dev(topology, args.project, args.port_base, args.store)
     if args.command == "demo":
-        from shared.demo import run_demo
+        from shared.tools.demo import run_demo
 
         return run_demo(topology, port_base=args.port_base, keep_running=args.keep_running,
                         timeout=args.timeout, store=args.store)
     if args.command == "topology":
         return _topology(args, topology)
     if args.command == "schema":
-        from shared.contracts import write_contracts
+        from shared.tools.contracts import write_contracts
 
         stale = write_contracts(topology, args.output_dir, check=args.check)
         for path in stale:
@@ -200,7 +201,7 @@ def _run(args: argparse.Namespace, topology: Topology) -> int:
     if args.command == "dlq":
         return _dlq(args, topology)
     if args.command == "package":
-        from shared.package import build_packages
+        from shared.tools.package import build_packages
 
         for path in build_packages(topology, args.output_dir, only=args.functions):
             print(path)
@@ -243,12 +244,12 @@ def _publish(args: argparse.Namespace, topology: Topology) -> int:
 
 
 def _dlq(args: argparse.Namespace, topology: Topology) -> int:
-    from shared import dead_letter
-    from shared.publisher import project_id
+    from shared.config import project_id
+    from shared.tools import dlq
 
     project = args.project or project_id()
     if args.dlq_command == "inspect":
-        letters = dead_letter.inspect(topology, args.subscription, project=project, max_messages=args.max)
+        letters = dlq.inspect(topology, args.subscription, project=project, max_messages=args.max)
         for letter in letters:
             print(json.dumps({
                 "message_id": letter.message_id,
@@ -259,14 +260,14 @@ def _dlq(args: argparse.Namespace, topology: Topology) -> int:
             }))
         print(f"{len(letters)} dead letter(s) on {args.subscription}", file=sys.stderr)
         return 0
-    count = dead_letter.replay(topology, args.subscription, project=project, max_messages=args.max)
+    count = dlq.replay(topology, args.subscription, project=project, max_messages=args.max)
     print(f"replayed {count} message(s) to {topology.subscription(args.subscription).topic.name}")
     return 0
 
 
 def _dev(topology: Topology, project: str, port_base: int, store: str) -> int:
-    from shared.demo import format_log_line
-    from shared.dev import STATE_DIR, LocalSystem
+    from shared.tools.demo import format_log_line
+    from shared.tools.dev import STATE_DIR, LocalSystem
 
     def on_line(name: str, line: str) -> None:
         print(format_log_line(name, line), flush=True)

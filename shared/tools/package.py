@@ -4,8 +4,10 @@ Each archive holds what Cloud Functions (2nd gen) needs to build the function fr
 
 - every file of ``functions/<name>/`` at the root, so ``main.py`` is where the runtime looks
   for it and sibling modules (``timeline.py``) import as they do locally;
-- the ``shared/`` package (its ``.py`` files and ``py.typed``), vendored because it is not on
-  PyPI: ``main.py`` imports it from the folder it runs in;
+- the deployed part of the ``shared/`` package (its ``.py`` files and ``py.typed``), vendored
+  because it is not on PyPI: ``main.py`` imports it from the folder it runs in. The local tools
+  under ``shared/tools/`` (this module, the CLI, the local runtime, the demo, provisioning,
+  dead-letter replay) stay behind: nothing deployed imports them;
 - ``requirements.txt``, which Cloud Build installs when it builds the function: pubsub-kit's
   runtime dependencies and everything they pull in, pinned (``name==version``) to the versions
   installed where the zip is built, so GCP runs what the tests ran.
@@ -28,10 +30,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import shared
+from shared.config import project_root
 from shared.errors import ToolkitError
 from shared.topology import Topology
 
-REPO_ROOT = Path(shared.__file__).resolve().parent.parent
+REPO_ROOT = project_root()
+PACKAGE = Path(shared.__file__).resolve().parent
+TOOLS = PACKAGE / "tools"  # local tools: never deployed
 DISTRIBUTION = "pubsub-kit"
 REQUIREMENTS = "requirements.txt"
 
@@ -132,10 +137,11 @@ def _entries(name: str, requirements: bytes) -> dict[str, bytes]:
                 f"functions/{name}/ has {clash[0]}, which the package generates; remove it"
             )
     entries[REQUIREMENTS] = requirements
-    package = REPO_ROOT / "shared"
-    for path in _files(package):
+    for path in _files(PACKAGE):
+        if TOOLS in path.parents:
+            continue
         if path.suffix == ".py" or path.name == "py.typed":
-            entries[f"shared/{path.relative_to(package).as_posix()}"] = path.read_bytes()
+            entries[f"shared/{path.relative_to(PACKAGE).as_posix()}"] = path.read_bytes()
     return entries
 
 

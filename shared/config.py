@@ -1,0 +1,99 @@
+"""Where the toolkit reads its configuration: one function per setting, one precedence each.
+
+Every setting is read from the environment when it is asked for, never cached at import, so a
+test or the local runtime can change it. The same variables work locally and on GCP:
+
+=========================  ===================================================================
+variable                   meaning
+=========================  ===================================================================
+``PUBSUB_PROJECT_ID``      the project; wins over the two below, because ``emulator.sh env``
+                           and ``gcloud beta emulators pubsub env-init`` set it for the
+                           emulator while a shell may still hold a real ``GOOGLE_CLOUD_PROJECT``
+``GOOGLE_CLOUD_PROJECT``   the project, as Terraform and most Google tools set it
+``GCP_PROJECT``            the project, as older Cloud Functions runtimes set it
+``PUBSUB_EMULATOR_HOST``   ``host:port`` of the Pub/Sub emulator; unset on GCP
+``PUBSUB_KIT_STORE``       ``sqlite:///PATH``, ``firestore`` or ``firestore://DATABASE``
+``PUBSUB_KIT_SOURCE``      ``ce-source`` of published events (default from ``K_SERVICE``)
+``K_SERVICE``              set by Cloud Run / Cloud Functions: we are on GCP
+``PUBSUB_KIT_ROOT``        the project folder for the local tools (default: found from cwd)
+=========================  ===================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from shared.errors import ConfigurationError
+
+PROJECT_VARIABLES = ("PUBSUB_PROJECT_ID", "GOOGLE_CLOUD_PROJECT", "GCP_PROJECT")
+DEFAULT_SQLITE_PATH = ".pubsub-kit/state.db"
+
+
+def project_id(explicit: str | None = None) -> str:
+    """The GCP project: ``explicit``, else the first of :data:`PROJECT_VARIABLES` that is set.
+
+    Raises:
+        ConfigurationError: none is set; the message says how to set one.
+    """
+    project = explicit or find_project_id()
+    if not project:
+        raise ConfigurationError(
+            "no project id: set PUBSUB_PROJECT_ID (locally: eval \"$(./emulator.sh env)\") "
+            "or GOOGLE_CLOUD_PROJECT"
+        )
+    return project
+
+
+def find_project_id() -> str | None:
+    """Like :func:`project_id`, but ``None`` when no project is configured."""
+    return next((os.environ[v] for v in PROJECT_VARIABLES if os.environ.get(v)), None)
+
+
+def emulator_host() -> str | None:
+    """``PUBSUB_EMULATOR_HOST`` when the Pub/Sub client library talks to the emulator."""
+    return os.environ.get("PUBSUB_EMULATOR_HOST") or None
+
+
+def on_gcp() -> bool:
+    """True inside Cloud Functions (2nd gen) or Cloud Run, which set ``K_SERVICE``."""
+    return bool(os.environ.get("K_SERVICE"))
+
+
+def store_url() -> str:
+    """``PUBSUB_KIT_STORE``, else Firestore on GCP (an instance's disk dies with it), else SQLite."""
+    return os.environ.get("PUBSUB_KIT_STORE") or (
+        "firestore" if on_gcp() else f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    )
+
+
+def store_prefix() -> str:
+    """Prefix of the Firestore collections (``PUBSUB_KIT_STORE_PREFIX``, default ``pubsubkit``)."""
+    return os.environ.get("PUBSUB_KIT_STORE_PREFIX") or "pubsubkit"
+
+
+def event_source() -> str:
+    """``ce-source`` of the events this process publishes: ``/services/<Cloud Run service>``."""
+    service = os.environ.get("PUBSUB_KIT_SOURCE") or os.environ.get("K_SERVICE")
+    return service if service and service.startswith("/") else f"/services/{service or 'local'}"
+
+
+def log_level() -> str:
+    """``PUBSUB_KIT_LOG_LEVEL``, default ``INFO``."""
+    return os.environ.get("PUBSUB_KIT_LOG_LEVEL", "INFO").upper()
+
+
+def project_root() -> Path:
+    """The folder holding the user's ``functions/``: where the local tools read and write.
+
+    ``PUBSUB_KIT_ROOT`` if set; else the nearest folder from the working directory up that has a
+    ``pyproject.toml`` and a ``functions/`` folder; else the checkout this package lives in.
+    """
+    explicit = os.environ.get("PUBSUB_KIT_ROOT")
+    if explicit:
+        return Path(explicit).resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "functions").is_dir():
+            return folder
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,30 @@
+"""Step: turn the raw message into a typed event and its envelope."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from shared import wire
+from shared.errors import EventError
+from shared.events import EventRegistry
+from shared.runtime.message import Inflight
+from shared.runtime.outcome import Outcome, Result
+from shared.runtime.step import Next
+
+
+class Decode:
+    """Decode by the topology's registry; a message that cannot be decoded is rejected.
+
+    Rejected means dead-lettered with the reason (not JSON, not a CloudEvent, unknown type,
+    data that does not fit the model): retrying would fail the same way forever.
+    """
+
+    def __init__(self, registry: EventRegistry) -> None:
+        self.registry = registry
+
+    def __call__(self, message: Inflight, call_next: Next) -> Result:
+        try:
+            event, envelope = wire.decode(message.raw.data, message.raw.attributes, self.registry)
+        except EventError as exc:  # its message names fields and types, never values
+            return Result(Outcome.REJECTED, str(exc))
+        return call_next(dataclasses.replace(message, event=event, envelope=envelope))

@@ -1,0 +1,116 @@
+"""The emulators from Python: use the one that is configured or running, or start one.
+
+``emulator.sh`` is the one way anything here starts an emulator; this module drives it for the
+local runtime, the test suite and the benchmarks, so "use the running emulator or start one"
+is written once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from shared.config import project_root
+from shared.errors import ConfigurationError
+
+HOST_VARIABLES = {"pubsub": "PUBSUB_EMULATOR_HOST", "firestore": "FIRESTORE_EMULATOR_HOST"}
+
+
+def script() -> Path:
+    """``emulator.sh`` of the project.
+
+    Raises:
+        ConfigurationError: there is none.
+    """
+    path = project_root() / "emulator.sh"
+    if not path.is_file():
+        raise ConfigurationError(f"{path} not found: run from a pubsub-kit checkout")
+    return path
+
+
+def _run(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(script()), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def running(which: str = "pubsub") -> bool:
+    """Whether emulator.sh has ``which`` running (in its state folder)."""
+    return _run("status", which, timeout=60).returncode == 0
+
+
+def stop(which: str = "pubsub") -> None:
+    _run("stop", which, timeout=60)
+
+
+def start(which: str = "pubsub") -> dict[str, str]:
+    """Start ``which`` emulator(s) through emulator.sh (a no-op when running); its env lines.
+
+    Raises:
+        ConfigurationError: emulator.sh failed; its message says what is missing.
+    """
+    done = _run("start", which, timeout=180)
+    if done.returncode != 0:
+        raise ConfigurationError(f"emulator.sh start {which} failed: {done.stderr.strip()}")
+    return parse_exports(done.stdout)
+
+
+def parse_exports(text: str) -> dict[str, str]:
+    """``export A=b`` lines into a dict (what ``eval "$(./emulator.sh env)"`` would set)."""
+    env = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("export ") and "=" in line:
+            key, value = line[len("export ") :].split("=", 1)
+            env[key] = value.strip("'\"")
+    return env
+
+
+@contextlib.contextmanager
+def emulator(which: str = "pubsub", *, private: bool = False) -> Iterator[str]:
+    """The emulator's ``host:port``, set in ``os.environ`` for the block (children inherit it).
+
+    The one named by its variable (``PUBSUB_EMULATOR_HOST``) if set; else emulator.sh's, started
+    if it was not running and then stopped on exit. ``private`` starts one of our own (its own
+    port and state folder) even when another runs, so nobody else's traffic can skew a benchmark.
+    The environment is as it was afterwards.
+
+    Raises:
+        ConfigurationError: it could not be started; the message says what is missing.
+    """
+    variable = HOST_VARIABLES[which]
+    if os.environ.get(variable) and not private:
+        yield os.environ[variable]
+        return
+    port_variable = f"{which.upper()}_EMULATOR_PORT"
+    saved = {k: os.environ.get(k) for k in (variable, "EMULATOR_STATE_DIR", port_variable)}
+    with contextlib.ExitStack() as stack:
+        if private:
+            state = stack.enter_context(tempfile.TemporaryDirectory(prefix="pubsub-kit-emu-"))
+            os.environ["EMULATOR_STATE_DIR"] = state  # emulator.sh keeps pid, port and log here
+            os.environ[port_variable] = str(free_port())
+        was_running = running(which)
+        host = start(which)[variable]
+        os.environ[variable] = host
+        try:
+            yield host
+        finally:
+            if not was_running:
+                stop(which)
+            for key, value in saved.items():  # emulator.sh reads the last two
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
