@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo dev test bench package export install clean
+.PHONY: demo dev test lint mutation bench package export install clean
 
 demo: install  ## run the whole system on the emulator, publish demo events, show results
 	$(BIN)/pubsub-kit demo
@@ -14,6 +14,15 @@ dev: install  ## run every function locally until Ctrl-C
 
 test: install  ## the test suite, emulators included (started through emulator.sh)
 	$(BIN)/python -m pytest
+
+lint: install  ## ruff (lint and format) and mypy --strict over the whole tree; CI runs it first
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m mypy
+
+mutation: install  ## mutation testing of the runtime core (slow; not part of CI)
+	$(BIN)/python -m mutmut run
+	$(BIN)/python -m mutmut results
 
 bench: install  ## throughput against the raw client library, as ratios
 	$(BIN)/python bench/run.py
@@ -31,7 +40,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pubsub-kit needs Python 3.11+; run: make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $@
 
 clean:
