@@ -1,12 +1,8 @@
 """The toolkit's exceptions: one root, named leaves that carry their data as attributes.
 
-Two of them are part of the ack contract rather than failures of the toolkit:
-
-- :class:`RetryableError`: raise it from a handler for a transient failure (a dependency
-  timed out). The message is nacked and redelivered with the subscription's backoff, and
-  dead-lettered after the declared number of attempts.
-- :class:`PermanentError`: raise it for a message that can never succeed (a business rule
-  rejects it). The message goes to the dead-letter topic at once, with your reason attached.
+Two of them, :class:`RetryableError` and :class:`PermanentError`, are a handler's way to choose
+what happens to its message; the ack contract they belong to is the table in
+:mod:`shared.runtime.pipeline`.
 
 Messages never include field values: an error about an event may travel to logs, and an event
 can carry sensitive data.
