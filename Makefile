@@ -15,10 +15,20 @@ dev: install  ## run every function locally until Ctrl-C
 test: install  ## the test suite, emulators included (started through emulator.sh)
 	$(BIN)/python -m pytest
 
+# mypy's own run (files in pyproject.toml) leaves out the function folders: each folder's main.py
+# imports its sibling modules by their bare names, and every folder has a module named `main`. So
+# each folder is checked on its own, as its own import root (the bench functions also import
+# bench/functions/fn_counter.py and bench/topologies.py).
 lint: install  ## ruff (lint and format) and mypy --strict over the whole tree; CI runs it first
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m mypy
+	set -e; for d in functions/*/ tests/test_functions/*/; do \
+		MYPYPATH=$$d $(BIN)/python -m mypy --explicit-package-bases $$d*.py; \
+	done; \
+	for d in bench/functions/*/; do \
+		MYPYPATH=$$d:bench/functions:bench $(BIN)/python -m mypy --explicit-package-bases $$d*.py; \
+	done
 
 mutation: install  ## mutation testing of the runtime core (slow; not part of CI)
 	$(BIN)/python -m mutmut run

@@ -38,8 +38,9 @@ from harness import Counter, Results, Stopwatch, likes
 from topologies import CONSUME
 
 from shared import Delivery, Publisher, PullWorker
-from shared.tools.provision import provision
 from shared.stores.sqlite import SqliteStore
+from shared.system.events import PostLiked
+from shared.tools.provision import provision
 from shared.topology import subscription_name
 
 ROW_STORE = "consume: PullWorker + SQLite idempotency"
@@ -48,9 +49,9 @@ ROW_NOSTORE = "consume: PullWorker, uses_store=False"
 
 NOTES = {
     ROW_STORE: "raw = SubscriberClient.subscribe, callback acks; library defaults. "
-               "Toolkit: a new, empty SqliteStore per round",
+    "Toolkit: a new, empty SqliteStore per round",
     ROW_STORE_FULL: "raw = the same raw streaming pull; toolkit: the store already holds "
-                    "{claims:,} completed claims, as a store that has been running does",
+    "{claims:,} completed claims, as a store that has been running does",
     ROW_NOSTORE: "raw = the same raw streaming pull",
 }
 
@@ -58,8 +59,15 @@ NOTES = {
 class ConsumeRound:
     """One round: a fresh topic and subscriptions, each filled with the same ``count`` messages."""
 
-    def __init__(self, project: str, tag: str, count: int, timeout: float, state_dir: Path,
-                 full_store: Path | None) -> None:
+    def __init__(
+        self,
+        project: str,
+        tag: str,
+        count: int,
+        timeout: float,
+        state_dir: Path,
+        full_store: Path | None,
+    ) -> None:
         self.project = project
         self.timeout = timeout
         self.state_dir = state_dir
@@ -102,7 +110,7 @@ class ConsumeRound:
         counter = Counter()
         counter.expect(count)
 
-        def handle(event: object, delivery: Delivery) -> None:
+        def handle(event: PostLiked, delivery: Delivery) -> None:
             counter.hit(delivery.message_id)
 
         store = None
@@ -114,8 +122,9 @@ class ConsumeRound:
         worker = None
         try:
             with Stopwatch() as watch:
-                worker = PullWorker(self.topology, consumer, handle, store=store,
-                                    project=self.project)
+                worker = PullWorker(
+                    self.topology, consumer, handle, store=store, project=self.project
+                )
                 worker.start()
                 counter.wait(self.timeout, f"PullWorker {consumer}")
         finally:
@@ -156,8 +165,15 @@ def _store_in_use(path: Path, claims: int) -> Path:
     return path
 
 
-def run(project: str, messages: int, warmup: int, rounds: int, timeout: float,
-        results: Results, store_claims: int = 0) -> None:
+def run(
+    project: str,
+    messages: int,
+    warmup: int,
+    rounds: int,
+    timeout: float,
+    results: Results,
+    store_claims: int = 0,
+) -> None:
     with tempfile.TemporaryDirectory(prefix="pubsub-kit-bench-") as tmp:
         state = Path(tmp)
         full = _store_in_use(state / "in-use.db", store_claims) if store_claims else None

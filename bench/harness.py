@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import os
-import socket
 import statistics
-import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-from shared.tools import emulator as emulators
 from shared.system.events import PostLiked
+from shared.tools import emulator as emulators
 
 # Every topic the bench declares has this in its name, and so has every subscription on one.
 BENCH_MARK = "bench-"
@@ -65,25 +63,31 @@ def delete_bench_resources(project: str) -> int:
 free_port = emulators.free_port
 
 
-
 def likes(count: int) -> list[PostLiked]:
     """``count`` distinct, valid events of a realistic size (about 130 bytes of JSON)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return [
-        PostLiked(post_id=f"post-{i}", liker_id=f"user-{i % 97}", author_id=f"user-{i % 89}",
-                  liked_at=now)
+        PostLiked(
+            post_id=f"post-{i}", liker_id=f"user-{i % 97}", author_id=f"user-{i % 89}", liked_at=now
+        )
         for i in range(count)
     ]
 
 
-def wait_futures(futures: Sequence[concurrent.futures.Future], timeout: float, what: str) -> None:
+def wait_futures(
+    futures: Sequence[concurrent.futures.Future[Any]], timeout: float, what: str
+) -> None:
     """Wait for every future; raise :class:`BenchError` on a timeout or a failed publish."""
     done, not_done = concurrent.futures.wait(futures, timeout=timeout)
     if not_done:
-        raise BenchError(f"{what}: {len(not_done)} of {len(futures)} not settled after {timeout:g} s")
+        raise BenchError(
+            f"{what}: {len(not_done)} of {len(futures)} not settled after {timeout:g} s"
+        )
     failed = [f for f in done if f.exception() is not None]
     if failed:
-        raise BenchError(f"{what}: {len(failed)} of {len(futures)} failed: {failed[0].exception()!r}")
+        raise BenchError(
+            f"{what}: {len(failed)} of {len(futures)} failed: {failed[0].exception()!r}"
+        )
 
 
 class Counter:

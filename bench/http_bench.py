@@ -33,10 +33,11 @@ from harness import BenchError, Results, Stopwatch, free_port, likes
 from topologies import HTTP_BARE, HTTP_KIT, HTTP_PUSH
 
 from shared import Publisher
-from shared.tools.dev import REPO_ROOT, FunctionProcess, LocalSystem
+from shared.tools.dev import FunctionProcess, LocalSystem
 from shared.tools.provision import provision
 
 BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
 FUNCTIONS_DIR = BENCH_DIR / "functions"
 
 ROW_SAME_LOOP = "http: LocalSystem -> toolkit fn vs same loop -> bare fn"
@@ -44,9 +45,9 @@ ROW_PUSH = "http: LocalSystem -> toolkit fn vs emulator push -> bare fn"
 
 NOTES = {
     ROW_SAME_LOOP: "raw = the same LocalSystem pull loop posting to a bare functions-framework "
-                   "cloud_event function (cost of the toolkit's function runtime)",
+    "cloud_event function (cost of the toolkit's function runtime)",
     ROW_PUSH: "raw = the emulator's push subscription posting to the bare function "
-              "(the DESIGN baseline)",
+    "(the DESIGN baseline)",
 }
 
 _COUNT_LINE = re.compile(r"^bench-count (\d+)$")
@@ -112,8 +113,9 @@ class HttpPath:
         self.count.wait_for(target, timeout)
 
 
-def run(project: str, messages: int, warmup: int, rounds: int, timeout: float,
-        results: Results) -> None:
+def run(
+    project: str, messages: int, warmup: int, rounds: int, timeout: float, results: Results
+) -> None:
     from google.cloud import pubsub_v1
 
     subscriber = pubsub_v1.SubscriberClient()
@@ -123,12 +125,18 @@ def run(project: str, messages: int, warmup: int, rounds: int, timeout: float,
     with tempfile.TemporaryDirectory(prefix="pubsub-kit-bench-") as tmp, _function_path():
         try:
             paths: list[HttpPath] = []
-            for name, topology, function in (("kit", HTTP_KIT, "bench_kit"),
-                                              ("bare", HTTP_BARE, "bench_bare")):
-                count = FunctionCount(f"LocalSystem -> {function}")
+            for name, topology, function_name in (
+                ("kit", HTTP_KIT, "bench_kit"),
+                ("bare", HTTP_BARE, "bench_bare"),
+            ):
+                count = FunctionCount(f"LocalSystem -> {function_name}")
                 system = LocalSystem(
-                    topology, project=project, store_url=f"sqlite:///{tmp}/state.db",
-                    port_base=0, functions=[function], functions_dir=FUNCTIONS_DIR,
+                    topology,
+                    project=project,
+                    store_url=f"sqlite:///{tmp}/state.db",
+                    port_base=0,
+                    functions=[function_name],
+                    functions_dir=FUNCTIONS_DIR,
                     on_line=count.on_line,
                 )
                 stops.append(system.stop)
@@ -143,15 +151,19 @@ def run(project: str, messages: int, warmup: int, rounds: int, timeout: float,
             stops.append(function.stop)
             function.start(count.on_line)
             function.wait_ready()
-            subscriber.create_subscription(request={
-                "name": push_subscription,
-                "topic": f"projects/{project}/topics/bench-http-push",
-                "push_config": {"push_endpoint": f"{function.url}projects/{project}/topics/"
-                                                  "bench-http-push"},
-                "ack_deadline_seconds": 60,
-            })
-            stops.append(lambda: subscriber.delete_subscription(
-                request={"subscription": push_subscription}))
+            subscriber.create_subscription(
+                request={
+                    "name": push_subscription,
+                    "topic": f"projects/{project}/topics/bench-http-push",
+                    "push_config": {
+                        "push_endpoint": f"{function.url}projects/{project}/topics/bench-http-push"
+                    },
+                    "ack_deadline_seconds": 60,
+                }
+            )
+            stops.append(
+                lambda: subscriber.delete_subscription(request={"subscription": push_subscription})
+            )
             publisher = Publisher(HTTP_PUSH, project=project, source="/services/bench")
             paths.append(HttpPath("push", publisher, count, n_events))
 

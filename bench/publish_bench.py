@@ -17,8 +17,8 @@ from collections.abc import Callable
 from harness import BenchError, Results, Stopwatch, likes, wait_futures
 from topologies import PUBLISH
 
-# _codec: the toolkit's own encoder, so the reference row sends exactly the toolkit's bytes.
-from shared import Publisher, _codec
+# wire: the toolkit's own encoder, so the reference row sends exactly the toolkit's bytes.
+from shared import Publisher, wire
 from shared.tools.provision import provision
 
 ROW_PUBLISH = "publish: Publisher.publish"
@@ -29,7 +29,7 @@ NOTES = {
     ROW_PUBLISH: "raw = PublisherClient.publish(topic, bytes), default batching, wait all futures",
     ROW_PUBLISH_ALL: "raw = the same raw publish as above",
     ROW_SAME_ATTRS: "raw = publish(topic, bytes, **the toolkit's ce-* attributes), all prepared "
-                    "before timing; a reference that isolates the toolkit's own Python work",
+    "before timing; a reference that isolates the toolkit's own Python work",
 }
 
 
@@ -82,8 +82,9 @@ class PublishBench:
         self.raw.stop()
 
 
-def run(project: str, messages: int, warmup: int, rounds: int, timeout: float,
-        results: Results) -> None:
+def run(
+    project: str, messages: int, warmup: int, rounds: int, timeout: float, results: Results
+) -> None:
     bench = PublishBench(project, messages, timeout)
     try:
         for _, path in bench.paths():  # open both clients' channels, run every code path once

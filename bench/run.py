@@ -28,8 +28,8 @@ for path in (str(REPO_ROOT), str(BENCH_DIR)):
 import harness  # noqa: E402
 from harness import BenchError, Results  # noqa: E402
 
-from shared.tools.cli import positive_seconds, whole_number  # noqa: E402
 from shared.errors import ConfigurationError  # noqa: E402
+from shared.tools.cli import positive_seconds, whole_number  # noqa: E402
 
 GROUPS = ("publish", "consume", "http")
 
@@ -42,33 +42,76 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench/run.py",
         description="Messages per second through pubsub-kit and through the raw "
-                    "google-cloud-pubsub library, in the same run, on the Pub/Sub emulator; "
-                    "reports the ratio toolkit/raw (1.0 = as fast as raw).",
+        "google-cloud-pubsub library, in the same run, on the Pub/Sub emulator; "
+        "reports the ratio toolkit/raw (1.0 = as fast as raw).",
         epilog="The emulator comes from PUBSUB_EMULATOR_HOST, else ./emulator.sh start pubsub.",
     )
-    parser.add_argument("--messages", "-n", type=positive_int, default=3000, metavar="N",
-                        help="messages per measurement (default: %(default)s)")
-    parser.add_argument("--http-messages", type=positive_int, default=None, metavar="N",
-                        help="messages per HTTP-delivery measurement, which is the slowest "
-                             "path (default: --messages / 3)")
-    parser.add_argument("--rounds", "-r", type=positive_int, default=3,
-                        help="measurements per path; the median is reported (default: %(default)s)")
-    parser.add_argument("--warmup", type=positive_int, default=200, metavar="N",
-                        help="messages each path handles before measuring (default: %(default)s)")
-    parser.add_argument("--store-claims", type=non_negative_int, default=5000, metavar="N",
-                        help="completed claims already in the store for the 'store in use' "
-                             "consume row; 0 skips that row (default: %(default)s)")
-    parser.add_argument("--only", nargs="+", choices=GROUPS, default=list(GROUPS), metavar="GROUP",
-                        help=f"run only these groups: {', '.join(GROUPS)} (default: all)")
-    parser.add_argument("--timeout", type=positive_seconds, default=120.0, metavar="SECONDS",
-                        help="longest wait for any one measurement (default: %(default)s)")
-    parser.add_argument("--private-emulator", action="store_true",
-                        help="start an emulator of our own through emulator.sh (own port and "
-                             "state folder), even if one is running or PUBSUB_EMULATOR_HOST is "
-                             "set, so other users of a shared emulator do not skew the numbers")
-    parser.add_argument("--project", default=None,
-                        help="emulator project id (default: a fresh bench-<timestamp>-<pid>); the "
-                             "bench's own topics and subscriptions in it are deleted at the end")
+    parser.add_argument(
+        "--messages",
+        "-n",
+        type=positive_int,
+        default=3000,
+        metavar="N",
+        help="messages per measurement (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--http-messages",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="messages per HTTP-delivery measurement, which is the slowest "
+        "path (default: --messages / 3)",
+    )
+    parser.add_argument(
+        "--rounds",
+        "-r",
+        type=positive_int,
+        default=3,
+        help="measurements per path; the median is reported (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=positive_int,
+        default=200,
+        metavar="N",
+        help="messages each path handles before measuring (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--store-claims",
+        type=non_negative_int,
+        default=5000,
+        metavar="N",
+        help="completed claims already in the store for the 'store in use' "
+        "consume row; 0 skips that row (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=GROUPS,
+        default=list(GROUPS),
+        metavar="GROUP",
+        help=f"run only these groups: {', '.join(GROUPS)} (default: all)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=120.0,
+        metavar="SECONDS",
+        help="longest wait for any one measurement (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--private-emulator",
+        action="store_true",
+        help="start an emulator of our own through emulator.sh (own port and "
+        "state folder), even if one is running or PUBSUB_EMULATOR_HOST is "
+        "set, so other users of a shared emulator do not skew the numbers",
+    )
+    parser.add_argument(
+        "--project",
+        default=None,
+        help="emulator project id (default: a fresh bench-<timestamp>-<pid>); the "
+        "bench's own topics and subscriptions in it are deleted at the end",
+    )
     args = parser.parse_args(argv)
     if args.http_messages is None:
         args.http_messages = max(1, args.messages // 3)
@@ -84,7 +127,8 @@ def print_table(results: Results, rounds: int) -> None:
             continue
         rows.append((row, f"{kit:,.0f}", f"{raw:,.0f}", f"{kit / raw:.2f}"))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join("{:<%d}" % widths[0] if i == 0 else "{:>%d}" % w for i, w in enumerate(widths))
+    # The first column (the path) is left-aligned, the numbers right-aligned.
+    line = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     print()
     print(line.format(*header))
     print("  ".join("-" * w for w in widths))
@@ -110,14 +154,20 @@ def run_groups(args: argparse.Namespace, project: str, results: Results) -> None
         import consume_bench
 
         print("consume ...", flush=True)
-        consume_bench.run(project, args.messages, args.warmup, args.rounds, args.timeout,
-                          results, store_claims=args.store_claims)
+        consume_bench.run(
+            project,
+            args.messages,
+            args.warmup,
+            args.rounds,
+            args.timeout,
+            results,
+            store_claims=args.store_claims,
+        )
     if "http" in args.only:
         import http_bench
 
         print("local HTTP delivery ...", flush=True)
-        http_bench.run(project, args.http_messages, args.warmup, args.rounds, args.timeout,
-                       results)
+        http_bench.run(project, args.http_messages, args.warmup, args.rounds, args.timeout, results)
 
 
 def _load() -> str:
@@ -135,17 +185,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with harness.emulator(private=args.private_emulator) as host:
             os.environ["PUBSUB_PROJECT_ID"] = project
-            print(f"emulator {host}, project {project}, {args.messages} messages x "
-                  f"{args.rounds} rounds (HTTP: {args.http_messages}), warm-up {args.warmup}, "
-                  f"{os.cpu_count()} CPUs, load average {_load()}", flush=True)
+            print(
+                f"emulator {host}, project {project}, {args.messages} messages x "
+                f"{args.rounds} rounds (HTTP: {args.http_messages}), warm-up {args.warmup}, "
+                f"{os.cpu_count()} CPUs, load average {_load()}",
+                flush=True,
+            )
             try:
                 run_groups(args, project, results)
             finally:
                 try:
                     harness.delete_bench_resources(project)
                 except Exception as exc:  # noqa: BLE001 - never hide the run's own error
-                    print(f"bench/run.py: could not delete the bench's subscriptions in "
-                          f"{project}: {exc!r}", file=sys.stderr)
+                    print(
+                        f"bench/run.py: could not delete the bench's subscriptions in "
+                        f"{project}: {exc!r}",
+                        file=sys.stderr,
+                    )
     except (BenchError, ConfigurationError) as exc:
         print(f"bench/run.py: {exc}", file=sys.stderr)
         return 1

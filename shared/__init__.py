@@ -4,7 +4,6 @@ The public surface is re-exported here; modules named ``_like_this`` are plumbin
 Importing ``shared`` does not import the Pub/Sub or Firestore clients: they load on first use.
 """
 
-from shared.wire import Envelope
 from shared.consumer import ConsumerApp, consumer
 from shared.delivery import Delivery, RawMessage
 from shared.errors import (
@@ -51,8 +50,8 @@ __all__ = [
     "RetryableError",
     "Sensitive",
     "SensitiveKeys",
-    "Topic",
     "ToolkitError",
+    "Topic",
     "Topology",
     "TopologyError",
     "UnknownEventTypeError",

@@ -39,7 +39,7 @@ def project_id(explicit: str | None = None) -> str:
     project = explicit or find_project_id()
     if not project:
         raise ConfigurationError(
-            "no project id: set PUBSUB_PROJECT_ID (locally: eval \"$(./emulator.sh env)\") "
+            'no project id: set PUBSUB_PROJECT_ID (locally: eval "$(./emulator.sh env)") '
             "or GOOGLE_CLOUD_PROJECT"
         )
     return project
@@ -61,7 +61,10 @@ def on_gcp() -> bool:
 
 
 def store_url() -> str:
-    """``PUBSUB_KIT_STORE``, else Firestore on GCP (an instance's disk dies with it), else SQLite."""
+    """``PUBSUB_KIT_STORE``, else Firestore on GCP, else SQLite.
+
+    Firestore on GCP because an instance's local disk dies with the instance.
+    """
     return os.environ.get("PUBSUB_KIT_STORE") or (
         "firestore" if on_gcp() else f"sqlite:///{DEFAULT_SQLITE_PATH}"
     )

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from shared._clients import Lazy
 from shared.delivery import RawMessage
@@ -98,6 +98,16 @@ class ConsumerApp:
             dead_letters=self.dead_letters,
             accepts=accepts,
         )
+
+    @overload
+    def handler(
+        self, fn: Handler, *, accepts: Iterable[type[Event]] | None = None
+    ) -> HttpFunction: ...
+
+    @overload
+    def handler(
+        self, fn: None = None, *, accepts: Iterable[type[Event]] | None = None
+    ) -> Callable[[Handler], HttpFunction]: ...
 
     def handler(
         self, fn: Handler | None = None, *, accepts: Iterable[type[Event]] | None = None

@@ -25,8 +25,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler
 from pydantic import ValidationError as _PydanticValidationError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from shared.errors import EventValidationError, TopologyError, UnknownEventTypeError
 
@@ -42,7 +44,9 @@ class _SensitiveMarker:
     def __repr__(self) -> str:
         return "Sensitive"
 
-    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         schema = handler(core_schema)
         schema["x-sensitive"] = True
         return schema
@@ -65,7 +69,9 @@ class SensitiveKeys:
     def __repr__(self) -> str:
         return f"SensitiveKeys({', '.join(sorted(self.keys))})"
 
-    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         schema = handler(core_schema)
         schema["x-sensitive-keys"] = sorted(self.keys)
         return schema
@@ -177,7 +183,7 @@ def _redact_value(value: Any, dumped: Any, sensitive_keys: frozenset[str]) -> An
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
-        return [_redact_value(v, d, frozenset()) for v, d in zip(value, dumped)]
+        return [_redact_value(v, d, frozenset()) for v, d in zip(value, dumped, strict=True)]
     return dumped
 
 

@@ -134,7 +134,9 @@ class _Parser:
     def string(self) -> str:
         token = self.take()
         if not (len(token) >= 2 and token[0] == token[-1] == '"'):
-            raise TopologyError(f"filter {self.text!r}: expected a \"quoted string\", found {token!r}")
+            raise TopologyError(
+                f'filter {self.text!r}: expected a "quoted string", found {token!r}'
+            )
         return re.sub(r"\\(.)", r"\1", token[1:-1])
 
 

@@ -19,8 +19,8 @@ import logging
 import random
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from shared import config
 
@@ -106,7 +106,7 @@ class CloudLoggingFormatter(logging.Formatter):
     the trace, span and correlation id.
     """
 
-    _SEVERITY = {
+    _SEVERITY: ClassVar[dict[int, str]] = {
         logging.DEBUG: "DEBUG",
         logging.INFO: "INFO",
         logging.WARNING: "WARNING",
@@ -118,7 +118,7 @@ class CloudLoggingFormatter(logging.Formatter):
         entry: dict[str, Any] = {
             "severity": self._SEVERITY.get(record.levelno, "DEFAULT"),
             "message": record.getMessage(),
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "logger": record.name,
         }
         context = _current.get()

@@ -43,7 +43,10 @@ class PublisherSettings(NamedTuple):
     flush_timeout: float = 30.0  # seconds the exit hook waits for outstanding messages
 
 
-class PublishFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+_DEFAULT_SETTINGS = PublisherSettings()
+
+
+class PublishFuture(concurrent.futures.Future[str]):
     """The outcome of one publish: the message id, or a :class:`PublishError`."""
 
     def __init__(self, topic: str, event_id: str) -> None:
@@ -68,7 +71,7 @@ class Publisher:
     def __init__(
         self,
         topology: Topology,
-        settings: PublisherSettings = PublisherSettings(),
+        settings: PublisherSettings = _DEFAULT_SETTINGS,
         *,
         project: str | None = None,
         source: str | None = None,
@@ -159,9 +162,7 @@ class Publisher:
         inner.add_done_callback(settle)
         return outer
 
-    def publish_all(
-        self, events: Iterable[Event], *, ordering_key: str | None = None
-    ) -> list[str]:
+    def publish_all(self, events: Iterable[Event], *, ordering_key: str | None = None) -> list[str]:
         """Publish every event and wait for all of them; returns their message ids in order.
 
         Raises:
@@ -190,7 +191,7 @@ class Publisher:
             pending = list(self._pending)
         if not pending:
             return 0
-        done, not_done = concurrent.futures.wait(pending, timeout=timeout or self.settings.timeout)
+        _, not_done = concurrent.futures.wait(pending, timeout=timeout or self.settings.timeout)
         return len(not_done)
 
     def close(self, timeout: float | None = None) -> int:

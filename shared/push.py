@@ -36,7 +36,9 @@ def parse_request(headers: Mapping[str, str], body: bytes) -> RawMessage:
     try:
         payload = json.loads(body or b"null")
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise MalformedMessageError("request body is not JSON; expected a Pub/Sub push body") from None
+        raise MalformedMessageError(
+            "request body is not JSON; expected a Pub/Sub push body"
+        ) from None
     if not isinstance(payload, dict):
         raise MalformedMessageError("request body must be a JSON object with a 'message'")
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -53,7 +55,8 @@ def parse_request(headers: Mapping[str, str], body: bytes) -> RawMessage:
 def _check_cloudevent_type(event_type: object) -> None:
     if event_type != PUBSUB_EVENT_TYPE:
         raise MalformedMessageError(
-            f"CloudEvent type {event_type!r} is not a Pub/Sub message; expected {PUBSUB_EVENT_TYPE!r}"
+            f"CloudEvent type {event_type!r} is not a Pub/Sub message; "
+            f"expected {PUBSUB_EVENT_TYPE!r}"
         )
 
 
@@ -79,7 +82,9 @@ def from_push_body(payload: Mapping[str, Any]) -> RawMessage:
         message_id=str(message_id),
         publish_time=_time(message.get("publishTime") or message.get("publish_time")),
         ordering_key=message.get("orderingKey") or None,
-        attempt=int(attempt) if isinstance(attempt, (int, str)) and str(attempt).isdigit() else None,
+        attempt=int(attempt)
+        if isinstance(attempt, (int, str)) and str(attempt).isdigit()
+        else None,
         subscription=str(subscription).rsplit("/", 1)[-1] if subscription else None,
     )
 
@@ -111,7 +116,7 @@ def _time(value: object) -> datetime | None:
     if "." in text:
         head, rest = text.split(".", 1)
         digits = "".join(ch for ch in rest if ch.isdigit())
-        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits):]}"
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
     try:
         return datetime.fromisoformat(text)
     except ValueError:

@@ -1,4 +1,4 @@
-"""Unit-test a handler without an emulator: the real pipeline, an in-memory store, recorded dead letters.
+"""Unit-test a handler without an emulator: real pipeline, in-memory store, recorded dead letters.
 
     from shared.testing import HandlerHarness
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from shared import wire
 from shared.delivery import RawMessage
@@ -125,7 +125,7 @@ class HandlerHarness:
             data=data,
             attributes=dict(attributes),
             message_id=str(uuid.uuid4()),
-            publish_time=datetime.now(timezone.utc),
+            publish_time=datetime.now(UTC),
             ordering_key=ordering_key,
             attempt=attempt,
             subscription=subscription,

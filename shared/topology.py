@@ -24,9 +24,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from shared.filters import Predicate, compile_filter
 from shared.errors import TopologyError
 from shared.events import Event, EventRegistry
+from shared.filters import Predicate, compile_filter
 
 SEPARATOR = "--"
 DLQ_SUFFIX = "--dlq"
@@ -55,6 +55,10 @@ class FunctionSettings(NamedTuple):
     max_instances: int = 10
     min_instances: int = 0
     environment: Mapping[str, str] = {}
+
+
+_DEFAULT_RETRY = RetryPolicy()
+_DEFAULT_FUNCTION = FunctionSettings()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,13 +116,13 @@ class Consumer:
     topics: Sequence[str]
     ack_deadline: int = 60  # seconds
     max_delivery_attempts: int = 5
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = _DEFAULT_RETRY
     filter: str | None = None
     ordered: bool = False
     max_event_age: float | None = None  # seconds
     publishes: Sequence[str] = ()
     uses_store: bool = True
-    function: FunctionSettings = FunctionSettings()
+    function: FunctionSettings = _DEFAULT_FUNCTION
 
     def __post_init__(self) -> None:
         _check_name("consumer", self.name, _CONSUMER_NAME, "snake_case like 'audit_log'", 2, 60)
@@ -149,7 +153,8 @@ class Consumer:
             )
         if not _MEMORY.match(fn.memory):
             raise TopologyError(
-                f"consumer {self.name!r}: memory must look like '256Mi' or '1Gi', found {fn.memory!r}"
+                f"consumer {self.name!r}: memory must look like '256Mi' or '1Gi', "
+                f"found {fn.memory!r}"
             )
         _check_range(self.name, "function.timeout", fn.timeout, 1, 540, "seconds")
         _check_range(self.name, "function.max_instances", fn.max_instances, 1, 1000, "")
@@ -202,32 +207,38 @@ class Topology:
         self.registry = EventRegistry()
         self._topic_of_type: dict[str, str] = {}
         for topic in topics:
-            if topic.name in self.topics:
-                raise TopologyError(f"topic {topic.name!r} is declared twice")
-            self.topics[topic.name] = topic
-            for model in topic.events:
-                self.registry.register(model)
-                other = self._topic_of_type.setdefault(model.event_type, topic.name)
-                if other != topic.name:
-                    raise TopologyError(
-                        f"event type {model.event_type!r} is declared on topics {other!r} and "
-                        f"{topic.name!r}; an event type belongs to one topic"
-                    )
+            self._add_topic(topic)
         for consumer in consumers:
-            if consumer.name in self.consumers:
-                raise TopologyError(f"consumer {consumer.name!r} is declared twice")
-            for name in (*consumer.topics, *consumer.publishes):
-                if name not in self.topics:
-                    raise TopologyError(
-                        f"consumer {consumer.name!r} refers to topic {name!r}, which is not "
-                        f"declared; declared topics: {', '.join(sorted(self.topics)) or 'none'}"
-                    )
-            self.consumers[consumer.name] = consumer
+            self._add_consumer(consumer)
         self.subscriptions: dict[str, Subscription] = {}
         for consumer in self.consumers.values():
             for topic_name in consumer.topics:
                 name = subscription_name(topic_name, consumer.name)
                 self.subscriptions[name] = Subscription(name, self.topics[topic_name], consumer)
+
+    def _add_topic(self, topic: Topic) -> None:
+        if topic.name in self.topics:
+            raise TopologyError(f"topic {topic.name!r} is declared twice")
+        self.topics[topic.name] = topic
+        for model in topic.events:
+            self.registry.register(model)
+            other = self._topic_of_type.setdefault(model.event_type, topic.name)
+            if other != topic.name:
+                raise TopologyError(
+                    f"event type {model.event_type!r} is declared on topics {other!r} and "
+                    f"{topic.name!r}; an event type belongs to one topic"
+                )
+
+    def _add_consumer(self, consumer: Consumer) -> None:
+        if consumer.name in self.consumers:
+            raise TopologyError(f"consumer {consumer.name!r} is declared twice")
+        for name in (*consumer.topics, *consumer.publishes):
+            if name not in self.topics:
+                raise TopologyError(
+                    f"consumer {consumer.name!r} refers to topic {name!r}, which is not "
+                    f"declared; declared topics: {', '.join(sorted(self.topics)) or 'none'}"
+                )
+        self.consumers[consumer.name] = consumer
 
     def topic_for(self, event: Event | type[Event]) -> Topic:
         """The topic an event type is published on."""
@@ -256,7 +267,8 @@ class Topology:
             return self.subscriptions[short]
         except KeyError:
             raise TopologyError(
-                f"no subscription named {short!r}; declared: {', '.join(sorted(self.subscriptions))}"
+                f"no subscription named {short!r}; "
+                f"declared: {', '.join(sorted(self.subscriptions))}"
             ) from None
 
     def subscriptions_of(self, consumer: str) -> list[Subscription]:
@@ -335,7 +347,9 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def _check_name(kind: str, name: object, pattern: re.Pattern[str], shape: str, lo: int, hi: int) -> None:
+def _check_name(
+    kind: str, name: object, pattern: re.Pattern[str], shape: str, lo: int, hi: int
+) -> None:
     if not isinstance(name, str) or not pattern.match(name) or not lo <= len(name) <= hi:
         raise TopologyError(
             f"{kind} name must be {shape}, {lo}-{hi} characters (no '--'); found {name!r}"

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from shared.errors import MalformedMessageError
 from shared.events import Event, EventRegistry
@@ -83,7 +83,7 @@ def new_envelope(
         id=event_id,
         type=event.event_type,
         source=source,
-        time=time or datetime.now(timezone.utc),
+        time=time or datetime.now(UTC),
         subject=event.subject,
         # A new chain of events starts its correlation at its first event.
         correlation_id=correlation_id or event_id,
@@ -136,7 +136,7 @@ def decode_envelope(attributes: Mapping[str, str]) -> Envelope:
         )
     raw_time = attributes.get(ATTR_TIME)
     try:
-        time = _parse_time(raw_time) if raw_time else datetime.now(timezone.utc)
+        time = _parse_time(raw_time) if raw_time else datetime.now(UTC)
     except ValueError:
         raise MalformedMessageError(
             "ce-time is not an RFC 3339 timestamp (expected e.g. 2026-01-31T12:00:00Z)"
@@ -181,10 +181,10 @@ def decode(
 
 def _format_time(value: datetime) -> str:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _parse_time(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

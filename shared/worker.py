@@ -11,6 +11,7 @@ and dead-letter policy do the rest.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -43,6 +44,9 @@ class WorkerSettings(NamedTuple):
     shutdown_timeout: float = 60.0  # seconds stop() waits for in-flight handlers
 
 
+_DEFAULT_SETTINGS = WorkerSettings()
+
+
 class SubscriptionPump:
     """Streams several subscriptions into callbacks that answer ack (True) or nack (False).
 
@@ -54,7 +58,7 @@ class SubscriptionPump:
         self,
         project: str,
         callbacks: Mapping[str, Callable[[RawMessage], bool]],
-        settings: WorkerSettings = WorkerSettings(),
+        settings: WorkerSettings = _DEFAULT_SETTINGS,
         subscriber: SubscriberClient | None = None,
     ) -> None:
         self.project = project
@@ -78,7 +82,9 @@ class SubscriptionPump:
             path = f"projects/{self.project}/subscriptions/{name}"
             self._futures.append(
                 client.subscribe(
-                    path, self._wrap(name, callback), flow_control=flow,
+                    path,
+                    self._wrap(name, callback),
+                    flow_control=flow,
                     await_callbacks_on_shutdown=True,
                 )
             )
@@ -114,10 +120,9 @@ class SubscriptionPump:
         for future in self._futures:
             future.cancel()
         for future in self._futures:
-            try:
+            # A cancelled stream may re-raise the error that ended it; stopping goes on regardless.
+            with contextlib.suppress(Exception):
                 future.result(timeout=timeout or self.settings.shutdown_timeout)
-            except Exception:  # noqa: BLE001, S110 - a cancelled stream may re-raise its end
-                pass
         self._futures.clear()
         self._subscriber.close()
 
@@ -146,7 +151,7 @@ class PullWorker:
         handler: Handler,
         *,
         store: Store | None = None,
-        settings: WorkerSettings = WorkerSettings(),
+        settings: WorkerSettings = _DEFAULT_SETTINGS,
         project: str | None = None,
         accepts: Iterable[type[Event]] | None = None,
     ) -> None:
@@ -180,7 +185,7 @@ class PullWorker:
         self._pump.start()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop pulling; in-flight handlers finish and their messages are answered; close clients."""
+        """Stop pulling; let in-flight handlers finish and answer their messages; close clients."""
         self._pump.stop(timeout)
         self._dead_letters.close()
         self._store.close()

@@ -1,4 +1,4 @@
-"""Fixtures shared by the suite: the real emulators, started through emulator.sh, and hermetic names.
+"""Fixtures shared by the suite: the real emulators (started through emulator.sh), hermetic names.
 
 Emulator tests are marked ``emulator`` (``firestore`` for the Firestore emulator). When
 ``PUBSUB_EMULATOR_HOST`` is already set the running emulator is used; otherwise the session
@@ -8,14 +8,19 @@ emulator project (a Prefixer name), so runs and tests never see each other's top
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from test_utils.prefixer import Prefixer
 
 from shared.errors import ConfigurationError
 from shared.tools.emulator import emulator
+
+if TYPE_CHECKING:
+    from google.pubsub_v1 import PubsubMessage
 
 REPO = Path(__file__).resolve().parent.parent
 EMULATOR = REPO / "emulator.sh"
@@ -64,36 +69,42 @@ def _delete_everything(project: str) -> None:
     subscriber = pubsub_v1.SubscriberClient()
     publisher = pubsub_v1.PublisherClient()
     for sub in subscriber.list_subscriptions(request={"project": f"projects/{project}"}):
-        try:
+        with contextlib.suppress(exceptions.NotFound):
             subscriber.delete_subscription(request={"subscription": sub.name})
-        except exceptions.NotFound:
-            pass
     for topic in publisher.list_topics(request={"project": f"projects/{project}"}):
-        try:
+        with contextlib.suppress(exceptions.NotFound):
             publisher.delete_topic(request={"topic": topic.name})
-        except exceptions.NotFound:
-            pass
 
 
 @pytest.fixture
-def pull_all(pubsub_emulator: str) -> Callable[..., list]:
+def pull_all(pubsub_emulator: str) -> Callable[..., list[PubsubMessage]]:
     """Pull and ack every message of a subscription until it stays empty for ``quiet`` seconds."""
     from google.cloud import pubsub_v1
 
     subscriber = pubsub_v1.SubscriberClient()
 
-    def pull(project: str, subscription: str, *, expect: int | None = None, timeout: float = 30.0,
-             quiet: float = 1.0) -> list:
+    def pull(
+        project: str,
+        subscription: str,
+        *,
+        expect: int | None = None,
+        timeout: float = 30.0,
+        quiet: float = 1.0,
+    ) -> list[PubsubMessage]:
         import time
 
         from google.api_core import exceptions
 
         path = f"projects/{project}/subscriptions/{subscription}"
-        received: dict[str, object] = {}
+        received: dict[str, PubsubMessage] = {}
         deadline = time.monotonic() + timeout
         last_new = time.monotonic()
         while time.monotonic() < deadline:
-            if expect is not None and len(received) >= expect and time.monotonic() - last_new >= quiet:
+            if (
+                expect is not None
+                and len(received) >= expect
+                and time.monotonic() - last_new >= quiet
+            ):
                 break
             if expect is None and time.monotonic() - last_new >= quiet:
                 break
@@ -105,8 +116,10 @@ def pull_all(pubsub_emulator: str) -> Callable[..., list]:
                 continue
             if response.received_messages:
                 subscriber.acknowledge(
-                    request={"subscription": path,
-                             "ack_ids": [m.ack_id for m in response.received_messages]}
+                    request={
+                        "subscription": path,
+                        "ack_ids": [m.ack_id for m in response.received_messages],
+                    }
                 )
                 for m in response.received_messages:
                     if m.message.message_id not in received:
@@ -117,8 +130,13 @@ def pull_all(pubsub_emulator: str) -> Callable[..., list]:
     return pull
 
 
-def wait_until(predicate: Callable[[], object], *, timeout: float = 30.0, interval: float = 0.05,
-               what: str = "condition") -> None:
+def wait_until(
+    predicate: Callable[[], object],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> None:
     """Poll ``predicate`` until it is true; fail with ``what`` after ``timeout`` seconds."""
     import time
 

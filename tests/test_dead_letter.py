@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from shared import wire
-from shared.tools.cli import main
-from shared.runtime import PubSubDeadLetterSink
-from shared.tools.dlq import inspect, replay
 from shared.delivery import RawMessage
-from shared.tools.provision import provision
+from shared.runtime import PubSubDeadLetterSink
 from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY
+from shared.tools.cli import main
+from shared.tools.dlq import inspect, replay
+from shared.tools.provision import provision
 
 pytestmark = pytest.mark.emulator
 
@@ -21,10 +21,14 @@ SUB = "post-liked--timeline_enrichment"
 
 
 def dead_letter(project: str, event_id: str) -> RawMessage:
-    event = PostLiked(post_id="p1", liker_id="u1", author_id="u2", liked_at=datetime.now(timezone.utc))
+    event = PostLiked(post_id="p1", liker_id="u1", author_id="u2", liked_at=datetime.now(UTC))
     data, attributes = wire.encode(event, wire.new_envelope(event, source="/t", event_id=event_id))
-    raw = RawMessage(data=data, attributes=attributes, message_id=f"m-{event_id}", attempt=3, subscription=SUB)
-    PubSubDeadLetterSink("timeline_enrichment", project).send(raw, SUB, "RetryableError: search index down")
+    raw = RawMessage(
+        data=data, attributes=attributes, message_id=f"m-{event_id}", attempt=3, subscription=SUB
+    )
+    PubSubDeadLetterSink("timeline_enrichment", project).send(
+        raw, SUB, "RetryableError: search index down"
+    )
     return raw
 
 
@@ -64,7 +68,9 @@ def test_the_publish_command_validates_then_publishes(project, pull_all, capsys)
     provision(TOPOLOGY)
     assert main(["publish", "post.liked.v1", '{"post_id": "p1"}']) == 1
     assert "liker_id: Field required" in capsys.readouterr().err
-    data = '{"post_id": "p1", "liker_id": "u1", "author_id": "u2", "liked_at": "2026-01-01T00:00:00Z"}'
+    data = (
+        '{"post_id": "p1", "liker_id": "u1", "author_id": "u2", "liked_at": "2026-01-01T00:00:00Z"}'
+    )
     assert main(["publish", "post.liked.v1", data, "--correlation-id", "c-1"]) == 0
     [message] = pull_all(project, "post-liked--audit_log", expect=1)
     assert message.attributes["ce-correlationid"] == "c-1"

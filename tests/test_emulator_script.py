@@ -13,7 +13,10 @@ from tests.conftest import EMULATOR
 
 def script(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(EMULATOR), *args], capture_output=True, text=True, timeout=180,
+        ["bash", str(EMULATOR), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
         env={**os.environ, **(env or {})},
     )
 
@@ -21,12 +24,16 @@ def script(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @pytest.mark.emulator
 def test_start_is_idempotent_and_stop_stops_it(tmp_path) -> None:
-    """start; env; start; status; stop; status — on a port of its own, so the suite's emulator is untouched."""
+    """start; env; start; status; stop; status.
+
+    On a port of its own, so the suite's emulator is untouched.
+    """
     port = str(free_port())
     state = {"PUBSUB_EMULATOR_PORT": port, "EMULATOR_STATE_DIR": str(tmp_path)}
     first = script("start", env=state)
@@ -51,17 +58,26 @@ def test_a_taken_port_is_an_error_that_names_it(tmp_path) -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = str(sock.getsockname()[1])
-        done = script("start", env={"PUBSUB_EMULATOR_PORT": port, "EMULATOR_STATE_DIR": str(tmp_path)})
+        done = script(
+            "start", env={"PUBSUB_EMULATOR_PORT": port, "EMULATOR_STATE_DIR": str(tmp_path)}
+        )
     assert done.returncode != 0
     assert port in done.stderr
 
 
 def test_a_missing_emulator_binary_is_named(tmp_path) -> None:
-    done = script("start", env={"PUBSUB_EMULATOR_BIN": "/nonexistent/cloud-pubsub-emulator",
-                                "PUBSUB_EMULATOR_PORT": str(free_port()),
-                                "EMULATOR_STATE_DIR": str(tmp_path)})
+    done = script(
+        "start",
+        env={
+            "PUBSUB_EMULATOR_BIN": "/nonexistent/cloud-pubsub-emulator",
+            "PUBSUB_EMULATOR_PORT": str(free_port()),
+            "EMULATOR_STATE_DIR": str(tmp_path),
+        },
+    )
     assert done.returncode != 0
-    assert "PUBSUB_EMULATOR_BIN=/nonexistent/cloud-pubsub-emulator is not an executable" in done.stderr
+    assert (
+        "PUBSUB_EMULATOR_BIN=/nonexistent/cloud-pubsub-emulator is not an executable" in done.stderr
+    )
 
 
 def test_unknown_command_prints_usage_and_exits_2() -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, ClassVar
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from shared import REDACTED, Event, EventRegistry, Sensitive, TopologyError
 from shared.errors import EventValidationError, UnknownEventTypeError
-from shared.system.events import PostLiked, UserUpdated
+from shared.events import SensitiveKeys
+from shared.system.events import FieldChange, PostLiked, UserUpdated
 
 CANARY = "canary-7f3a@example.com"
 
@@ -19,7 +20,10 @@ def user_updated() -> UserUpdated:
     return UserUpdated(
         user_id="u1",
         changed_by="admin",
-        changes={"email": {"old": "old-" + CANARY, "new": CANARY}, "name": {"old": "A", "new": "B"}},
+        changes={
+            "email": FieldChange(old="old-" + CANARY, new=CANARY),
+            "name": FieldChange(old="A", new="B"),
+        },
         email=CANARY,
     )
 
@@ -91,7 +95,7 @@ def test_nested_sensitive_fields_are_redacted() -> None:
     class Paid(Event):
         event_type: ClassVar[str] = "payment.made.v1"
         card: Card
-        cards: list[Card] = []
+        cards: list[Card] = Field(default_factory=list)
 
     event = Paid(card=Card(number="4111", brand="visa"), cards=[Card(number="5500", brand="mc")])
     assert event.redacted() == {
@@ -101,12 +105,11 @@ def test_nested_sensitive_fields_are_redacted() -> None:
 
 
 def test_events_are_immutable_and_refuse_unknown_fields() -> None:
-    event = PostLiked(post_id="p", liker_id="u", author_id="a", liked_at=datetime.now(timezone.utc))
+    event = PostLiked(post_id="p", liker_id="u", author_id="a", liked_at=datetime.now(UTC))
     with pytest.raises(ValidationError, match="frozen"):
-        event.post_id = "other"  # type: ignore[misc]
+        event.post_id = "other"
     with pytest.raises(ValidationError, match="extra"):
-        PostLiked(post_id="p", liker_id="u", author_id="a", liked_at=datetime.now(timezone.utc),
-                  typo=1)  # type: ignore[call-arg]
+        PostLiked(post_id="p", liker_id="u", author_id="a", liked_at=datetime.now(UTC), typo=1)  # type: ignore[call-arg]
 
 
 def test_json_schema_marks_sensitive_data_and_names_the_type() -> None:
@@ -121,3 +124,131 @@ def test_json_schema_marks_sensitive_data_and_names_the_type() -> None:
 def test_subject_and_actor_come_from_the_declared_fields() -> None:
     event = user_updated()
     assert (event.subject, event.actor) == ("u1", "admin")
+
+
+def test_the_redacted_view_is_json_ready() -> None:
+    liked = PostLiked(
+        post_id="p", liker_id="u", author_id="a", liked_at=datetime(2026, 1, 31, 12, tzinfo=UTC)
+    )
+    assert liked.redacted() == {
+        "post_id": "p",
+        "liker_id": "u",
+        "author_id": "a",
+        "liked_at": "2026-01-31T12:00:00Z",
+    }
+
+
+class Card(BaseModel):
+    number: Annotated[str, Sensitive]
+    brand: str
+
+
+class WalletUpdated(Event):
+    """Sensitive data at every depth a model can hold it."""
+
+    event_type: ClassVar[str] = "wallet.updated.v1"
+    cards_by_owner: dict[str, Card]
+    limits: dict[str, int]
+    seen_at: list[datetime]
+    labels: dict[str, dict[str, str]]
+    rows: list[dict[str, str]]
+    contact: Annotated[dict[str, str], SensitiveKeys("email"), SensitiveKeys("phone")]
+
+
+def test_sensitive_values_are_redacted_at_any_depth_and_the_rest_kept_as_json() -> None:
+    event = WalletUpdated(
+        cards_by_owner={"ann": Card(number="4111" + CANARY, brand="visa")},
+        limits={"daily": 500},
+        seen_at=[datetime(2026, 1, 31, 12, tzinfo=UTC)],
+        labels={"tier": {"name": "gold"}},
+        rows=[{"k": "v"}],
+        contact={"email": CANARY, "phone": "+1 555 0100", "city": "Oslo"},
+    )
+    assert event.redacted() == {
+        "cards_by_owner": {"ann": {"number": REDACTED, "brand": "visa"}},
+        "limits": {"daily": 500},
+        "seen_at": ["2026-01-31T12:00:00Z"],
+        "labels": {"tier": {"name": "gold"}},
+        "rows": [{"k": "v"}],
+        "contact": {"email": REDACTED, "phone": REDACTED, "city": "Oslo"},
+    }
+
+
+def test_a_field_left_out_of_serialization_stays_out_and_the_fields_after_it_stay_in() -> None:
+    class Noted(Event):
+        event_type: ClassVar[str] = "note.added.v1"
+        internal: str = Field(default="scratch", exclude=True)
+        text: str
+
+    assert Noted(text="hello").redacted() == {"text": "hello"}
+
+
+def test_sensitive_fields_lists_the_marked_top_level_fields() -> None:
+    assert UserUpdated.sensitive_fields() == ["email"]
+    assert PostLiked.sensitive_fields() == []
+
+
+def test_the_markers_read_as_written_in_a_models_repr() -> None:
+    assert repr(Sensitive) == "Sensitive"
+    assert repr(SensitiveKeys("phone", "email")) == "SensitiveKeys(email, phone)"
+
+
+def test_actor_field_must_name_a_field_and_the_error_lists_them() -> None:
+    with pytest.raises(TopologyError) as info:
+
+        class Renamed(Event):
+            event_type: ClassVar[str] = "user.renamed.v1"
+            actor_field: ClassVar[str | None] = "who"
+            user_id: str
+            name: str
+
+    assert str(info.value) == (
+        "Renamed.actor_field names 'who', which is not one of its fields (user_id, name)"
+    )
+
+
+class Family(Event):
+    """An abstract base: it has no event_type of its own."""
+
+
+class NotAnEvent:
+    event_type = "not.an_event.v1"
+
+
+A_LIKE = PostLiked(
+    post_id="p", liker_id="u", author_id="a", liked_at=datetime(2026, 1, 31, tzinfo=UTC)
+)
+
+
+@pytest.mark.parametrize("model", [Family, NotAnEvent, A_LIKE])
+def test_the_registry_takes_only_concrete_event_classes(model) -> None:
+    with pytest.raises(TopologyError) as info:
+        EventRegistry([model])
+    assert str(info.value) == f"{model!r} is not an Event subclass with an event_type"
+
+
+def test_registering_the_same_model_twice_is_harmless() -> None:
+    registry = EventRegistry([PostLiked, PostLiked])
+    assert len(registry) == 1
+    assert "post.liked.v1" in registry and "post.unliked.v1" not in registry
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"post_id": "p", "liker_id": "u", "author_id": "a", "liked_at": "2026-01-31T00:00:00Z"}',
+        '{"post_id": "p", "liker_id": "u", "author_id": "a", "liked_at": "2026-01-31T00:00:00Z"}',
+    ],
+)
+def test_the_registry_parses_json_bytes_and_text(data) -> None:
+    event = EventRegistry([PostLiked]).parse("post.liked.v1", data)
+    assert isinstance(event, PostLiked) and event.post_id == "p"
+
+
+def test_a_nested_field_that_does_not_fit_is_named_by_its_dotted_path() -> None:
+    registry = EventRegistry([UserUpdated])
+    data = {"user_id": "u1", "changed_by": "a", "changes": {"email": {"new": CANARY, "typo": 1}}}
+    with pytest.raises(EventValidationError) as info:
+        registry.parse("user.updated.v1", data)
+    assert info.value.fields == ["changes.email.typo"]
+    assert CANARY not in str(info.value)

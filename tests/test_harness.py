@@ -7,7 +7,7 @@ tests/test_worker.py.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,7 +17,7 @@ from shared.system.events import OrderDispatched, PostLiked, UserUpdated
 from shared.system.topology import TOPOLOGY
 from shared.testing import HandlerHarness, Outcome
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 CANARY = "canary-91ce@example.com"
 
 
@@ -72,7 +72,9 @@ def test_permanent_error_dead_letters_at_once_with_the_reason() -> None:
     assert (result.outcome, result.ack) == (Outcome.DEAD_LETTERED, True)
     [letter] = harness.dead_letters
     assert (letter.subscription, letter.reason) == (
-        "post-liked--timeline_enrichment", "PermanentError: post was deleted")
+        "post-liked--timeline_enrichment",
+        "PermanentError: post was deleted",
+    )
 
 
 def test_a_dead_lettered_event_is_not_done_so_a_replay_after_the_fix_is_handled() -> None:
@@ -93,7 +95,11 @@ def test_a_dead_lettered_event_is_not_done_so_a_replay_after_the_fix_is_handled(
     [
         (b"{not json", "post.liked.v1", "post.liked.v1: message data is not JSON"),
         (b"{}", "post.unliked.v1", "unknown event type 'post.unliked.v1'"),
-        (b'{"post_id": "p1"}', "post.liked.v1", "post.liked.v1: data does not fit the model (liker_id"),
+        (
+            b'{"post_id": "p1"}',
+            "post.liked.v1",
+            "post.liked.v1: data does not fit the model (liker_id",
+        ),
     ],
 )
 def test_undecodable_messages_are_dead_lettered_not_retried(data, event_type, reason) -> None:
@@ -109,7 +115,9 @@ def test_the_declared_filter_is_applied_by_the_runtime() -> None:
     calls: list[object] = []
     harness = HandlerHarness(TOPOLOGY, "order_notifications", calls.append)
     attributes = {"ce-id": "x", "ce-source": "/t", "ce-type": "order.cancelled.v1"}
-    result = harness.deliver_raw(b"{}", attributes, subscription="order-dispatched--order_notifications")
+    result = harness.deliver_raw(
+        b"{}", attributes, subscription="order-dispatched--order_notifications"
+    )
     assert (result.outcome, result.ack) == (Outcome.FILTERED, True)
     assert calls == [] and harness.dead_letters == []
 
@@ -144,9 +152,13 @@ def test_an_instance_that_died_mid_work_delays_the_retry_only_until_its_lease_en
     now = [1_000.0]
     store = SqliteStore(":memory:", clock=lambda: now[0])
     calls: list[str] = []
-    harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", lambda e: calls.append(e.post_id), store=store)
+    harness = HandlerHarness(
+        TOPOLOGY, "timeline_enrichment", lambda e: calls.append(e.post_id), store=store
+    )
     lease = harness.pipeline.lease
-    assert store.claim("timeline_enrichment/e5", lease=lease).value == "acquired"  # then the instance died
+    assert (
+        store.claim("timeline_enrichment/e5", lease=lease).value == "acquired"
+    )  # then the instance died
     assert harness.deliver(like(), event_id="e5", attempt=2).status == "busy"
     now[0] += lease + 1
     assert harness.deliver(like(), event_id="e5", attempt=3).status == "handled"

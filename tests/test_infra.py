@@ -551,8 +551,12 @@ def test_audit_queries_have_their_composite_indexes() -> None:
     index = the_resource("google_firestore_index")
     assert "_audit" in text(index["collection"])
     assert "fields" in dynamic_blocks(index)
-    wanted = [["time", "event_id"], ["subject", "time", "event_id"], ["actor", "time", "event_id"],
-              ["subject", "actor", "time", "event_id"]]
+    wanted = [
+        ["time", "event_id"],
+        ["subject", "time", "event_id"],
+        ["actor", "time", "event_id"],
+        ["subject", "actor", "time", "event_id"],
+    ]
     declared = local_value(INFRA / "main.tf", "audit_indexes")
     for fields in wanted:
         assert str(fields).replace("'", '"') in declared, fields
@@ -574,7 +578,8 @@ def test_terraform_reads_everything_from_topology_json() -> None:
 
 @functools.cache
 def checked_in_topology() -> Block:
-    return json.loads(TOPOLOGY_JSON.read_text(encoding="utf-8"))
+    topology: Block = json.loads(TOPOLOGY_JSON.read_text(encoding="utf-8"))
+    return topology
 
 
 def test_checked_in_topology_json_matches_the_python_topology() -> None:

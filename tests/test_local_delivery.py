@@ -7,26 +7,31 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import pytest
 
 from shared.delivery import RawMessage
 from shared.tools.dev import HttpPusher
 
-RAW = RawMessage(data=b"{}", attributes={"ce-id": "e1"}, message_id="m1", ordering_key="k1", attempt=2)
+RAW = RawMessage(
+    data=b"{}", attributes={"ce-id": "e1"}, message_id="m1", ordering_key="k1", attempt=2
+)
 SUB = "projects/p/subscriptions/post-liked--timeline_enrichment"
 
 
 class Recorder(http.server.BaseHTTPRequestHandler):
-    bodies: list[dict] = []
-    status = 204
-    hold: threading.Event | None = None
+    # Class attributes: serve() makes a subclass per server, and the test reads them from it.
+    bodies: ClassVar[list[dict[str, Any]]] = []
+    status: ClassVar[int] = 204
+    hold: ClassVar[threading.Event | None] = None
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).bodies.append(body)
-        if type(self).hold is not None:
-            type(self).hold.wait(10)
+        hold = type(self).hold
+        if hold is not None:
+            hold.wait(10)
         self.send_response(type(self).status)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -64,7 +69,12 @@ def test_posts_the_push_body_gcp_would_send(stopping) -> None:
 def test_a_non_2xx_answer_is_a_nack(stopping) -> None:
     server, _ = serve(status=503)
     try:
-        assert HttpPusher(stopping).deliver(f"http://127.0.0.1:{server.server_address[1]}/", SUB, RAW, 5) is False
+        assert (
+            HttpPusher(stopping).deliver(
+                f"http://127.0.0.1:{server.server_address[1]}/", SUB, RAW, 5
+            )
+            is False
+        )
     finally:
         server.shutdown()
 
@@ -73,7 +83,12 @@ def test_a_function_that_does_not_answer_in_time_fails_the_attempt(stopping) -> 
     hold = threading.Event()
     server, _ = serve(hold=hold)
     try:
-        assert HttpPusher(stopping).deliver(f"http://127.0.0.1:{server.server_address[1]}/", SUB, RAW, 0.3) is False
+        assert (
+            HttpPusher(stopping).deliver(
+                f"http://127.0.0.1:{server.server_address[1]}/", SUB, RAW, 0.3
+            )
+            is False
+        )
     finally:
         hold.set()
         server.shutdown()
@@ -85,8 +100,9 @@ def test_an_unreachable_function_is_retried_until_it_is_back(stopping) -> None:
         port = sock.getsockname()[1]
     pusher = HttpPusher(stopping)
     result: list[bool] = []
-    worker = threading.Thread(target=lambda: result.append(
-        pusher.deliver(f"http://127.0.0.1:{port}/", SUB, RAW, 5)))
+    worker = threading.Thread(
+        target=lambda: result.append(pusher.deliver(f"http://127.0.0.1:{port}/", SUB, RAW, 5))
+    )
     worker.start()
     worker.join(0.5)
     assert worker.is_alive(), "a refused connection must not count as a delivery"
@@ -103,8 +119,11 @@ def test_shutdown_ends_the_wait_with_a_nack(stopping) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     result: list[bool] = []
-    worker = threading.Thread(target=lambda: result.append(
-        HttpPusher(stopping).deliver(f"http://127.0.0.1:{port}/", SUB, RAW, 5)))
+    worker = threading.Thread(
+        target=lambda: result.append(
+            HttpPusher(stopping).deliver(f"http://127.0.0.1:{port}/", SUB, RAW, 5)
+        )
+    )
     worker.start()
     stopping.set()
     worker.join(5)

@@ -14,18 +14,17 @@ import sys
 import time
 import urllib.request
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from shared.tools import package
-from shared.wire import encode, new_envelope
 from shared.errors import ToolkitError
-from shared.tools.package import build_packages
 from shared.stores import open_store
 from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY
+from shared.tools.package import build_packages
+from shared.wire import encode, new_envelope
 
 PIP_TIMEOUT = 600  # seconds: a cold pip cache downloads grpc and friends
 SERVE_TIMEOUT = 60  # seconds for functions-framework to listen
@@ -36,19 +35,28 @@ def test_archives_are_reproducible_and_deployable_in_shape(tmp_path: Path) -> No
     second = build_packages(TOPOLOGY, tmp_path / "b")
 
     assert [p.name for p in first] == sorted(f"{name}.zip" for name in TOPOLOGY.consumers)
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert a.read_bytes() == b.read_bytes(), f"{a.name} differs between two builds"
         with zipfile.ZipFile(a) as archive:
             names = archive.namelist()
             requirements = archive.read("requirements.txt").decode()
         assert names == sorted(names)
-        assert {"main.py", "requirements.txt", "shared/__init__.py", "shared/py.typed"} <= set(names)
+        assert {"main.py", "requirements.txt", "shared/__init__.py", "shared/py.typed"} <= set(
+            names
+        )
         assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
         pins = dict(line.split("==") for line in requirements.splitlines())
-        direct = {"functions-framework", "google-cloud-firestore", "google-cloud-pubsub", "pydantic"}
+        direct = {
+            "functions-framework",
+            "google-cloud-firestore",
+            "google-cloud-pubsub",
+            "pydantic",
+        }
         assert direct <= set(pins)
         assert {"grpcio", "protobuf", "flask", "pydantic-core"} <= set(pins), "transitive pins"
-        assert not {"pytest", "google-cloud-testutils", "python-hcl2"} & set(pins), "test extras ship"
+        assert not {"pytest", "google-cloud-testutils", "python-hcl2"} & set(pins), (
+            "test extras ship"
+        )
         assert all(pins[name] == importlib.metadata.version(name) for name in pins)
     assert not list((tmp_path / "a").glob(".*")), "a temporary file was left behind"
 
@@ -58,7 +66,16 @@ def test_archives_carry_the_runtime_and_none_of_the_local_tools(tmp_path: Path) 
     with zipfile.ZipFile(path) as archive:
         modules = {n: archive.read(n) for n in archive.namelist() if n.endswith(".py")}
     assert not [n for n in modules if n.startswith("shared/tools/")]
-    for local_tool in ("cli", "dev", "demo", "provision", "package", "dlq", "contracts", "emulator"):
+    for local_tool in (
+        "cli",
+        "dev",
+        "demo",
+        "provision",
+        "package",
+        "dlq",
+        "contracts",
+        "emulator",
+    ):
         assert not [n for n in modules if n.rsplit("/", 1)[-1] == f"{local_tool}.py"], local_tool
     assert {"shared/consumer.py", "shared/runtime/pipeline.py", "shared/wire.py"} <= set(modules)
     for name, source in modules.items():  # nothing deployed may need what was left behind
@@ -73,7 +90,9 @@ def test_archives_carry_the_runtime_and_none_of_the_local_tools(tmp_path: Path) 
 
 def test_only_packages_the_named_consumers_and_refuses_unknown_ones(tmp_path: Path) -> None:
     assert build_packages(TOPOLOGY, tmp_path, only=["audit_log"]) == [tmp_path / "audit_log.zip"]
-    with pytest.raises(ToolkitError, match="'nope'.*audit_log, order_notifications, timeline_enrichment"):
+    with pytest.raises(
+        ToolkitError, match=r"'nope'.*audit_log, order_notifications, timeline_enrichment"
+    ):
         build_packages(TOPOLOGY, tmp_path, only=["nope"])
 
 
@@ -83,7 +102,7 @@ def test_refuses_to_package_without_the_installed_distribution(
     def missing(name: str) -> None:
         raise importlib.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(package.importlib.metadata, "requires", missing)
+    monkeypatch.setattr(importlib.metadata, "requires", missing)
     with pytest.raises(ToolkitError, match="pubsub-kit is not installed"):
         build_packages(TOPOLOGY, tmp_path)
     assert not tmp_path.joinpath("audit_log.zip").exists()
@@ -99,9 +118,19 @@ def test_archive_serves_the_function_from_its_own_folder_in_a_fresh_venv(tmp_pat
     subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=120)
     pip_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     subprocess.run(
-        [venv / "bin/python", "-m", "pip", "install", "--disable-pip-version-check", "-q",
-         "-r", folder / "requirements.txt"],
-        check=True, timeout=PIP_TIMEOUT, env=pip_env,
+        [
+            venv / "bin/python",
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "-r",
+            folder / "requirements.txt",
+        ],
+        check=True,
+        timeout=PIP_TIMEOUT,
+        env=pip_env,
     )
 
     # Nothing from the repository: the archive and its requirements must be enough.
@@ -116,14 +145,31 @@ def test_archive_serves_the_function_from_its_own_folder_in_a_fresh_venv(tmp_pat
     log = tmp_path / "server.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [venv / "bin/functions-framework", "--source", "main.py", "--target",
-             "timeline_enrichment", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                venv / "bin/functions-framework",
+                "--source",
+                "main.py",
+                "--target",
+                "timeline_enrichment",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=folder,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         _wait_for_port(server, port, log)
-        event = PostLiked(post_id="p-1", liker_id="u-liker", author_id="u-author",
-                          liked_at=datetime.now(timezone.utc))
+        event = PostLiked(
+            post_id="p-1",
+            liker_id="u-liker",
+            author_id="u-author",
+            liked_at=datetime.now(UTC),
+        )
         body = _push_body(event)
         assert _post(port, body) == 204, log.read_text()
         assert _post(port, body) == 204, log.read_text()  # a redelivery: acked, not counted
@@ -142,7 +188,7 @@ def test_archive_serves_the_function_from_its_own_folder_in_a_fresh_venv(tmp_pat
         store.close()
     # The server compiled shared/ in the unpacked folder; the venv alone has no `shared`.
     assert (folder / "shared" / "system" / "__pycache__").is_dir()
-    where = [venv / "bin/python", "-c", "import shared; print(shared.__file__)"]
+    where: list[str | Path] = [venv / "bin/python", "-c", "import shared; print(shared.__file__)"]
     found = subprocess.run(where, cwd=folder, env=env, capture_output=True, text=True, check=True)
     assert Path(found.stdout.strip()) == folder / "shared" / "__init__.py"
     elsewhere = subprocess.run(where, cwd=tmp_path, env=env, capture_output=True, text=True)
@@ -151,16 +197,18 @@ def test_archive_serves_the_function_from_its_own_folder_in_a_fresh_venv(tmp_pat
 
 def _push_body(event: PostLiked) -> bytes:
     data, attributes = encode(event, new_envelope(event, source="//tests/test_package"))
-    return json.dumps({
-        "message": {
-            "data": base64.b64encode(data).decode(),
-            "attributes": attributes,
-            "messageId": "1",
-            "publishTime": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-        },
-        "subscription": "projects/test-project/subscriptions/post-liked--timeline_enrichment",
-        "deliveryAttempt": 1,
-    }).encode()
+    return json.dumps(
+        {
+            "message": {
+                "data": base64.b64encode(data).decode(),
+                "attributes": attributes,
+                "messageId": "1",
+                "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            },
+            "subscription": "projects/test-project/subscriptions/post-liked--timeline_enrichment",
+            "deliveryAttempt": 1,
+        }
+    ).encode()
 
 
 def _post(port: int, body: bytes) -> int:
@@ -168,13 +216,15 @@ def _post(port: int, body: bytes) -> int:
         f"http://127.0.0.1:{port}/", data=body, headers={"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status
+        status: int = response.status
+        return status
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _wait_for_port(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -190,4 +240,6 @@ def _wait_for_port(server: subprocess.Popen[bytes], port: int, log: Path) -> Non
         except subprocess.TimeoutExpired:
             continue
         pytest.fail(f"functions-framework exited with {server.returncode}:\n{log.read_text()}")
-    pytest.fail(f"functions-framework did not listen on {port} in {SERVE_TIMEOUT} s:\n{log.read_text()}")
+    pytest.fail(
+        f"functions-framework did not listen on {port} in {SERVE_TIMEOUT} s:\n{log.read_text()}"
+    )

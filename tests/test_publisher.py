@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from google.cloud import pubsub_v1
@@ -21,7 +21,7 @@ TOPOLOGY = Topology([Topic("post-liked", events=[PostLiked])])
 
 
 def like(i: int) -> PostLiked:
-    return PostLiked(post_id=f"p{i}", liker_id="u1", author_id="u2", liked_at=datetime.now(timezone.utc))
+    return PostLiked(post_id=f"p{i}", liker_id="u1", author_id="u2", liked_at=datetime.now(UTC))
 
 
 def make_topic(project: str, name: str, *, ordered: bool = False) -> str:
@@ -64,10 +64,14 @@ def test_a_process_that_publishes_and_exits_loses_nothing(project, pull_all) -> 
         # no flush, no wait: the process simply ends here
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     messages = pull_all(project, check, expect=5000, timeout=60)
-    assert sorted(json.loads(m.data)["post_id"] for m in messages) == sorted(f"p{i}" for i in range(5000))
+    assert sorted(json.loads(m.data)["post_id"] for m in messages) == sorted(
+        f"p{i}" for i in range(5000)
+    )
 
 
 def test_ordering_key_recovers_after_a_failure_and_keeps_order(project, pull_all) -> None:
@@ -98,9 +102,15 @@ def test_invalid_input_is_refused_before_any_io(monkeypatch) -> None:
     publisher = Publisher(TOPOLOGY)
     with pytest.raises(ToolkitError, match="takes an Event model instance; found dict"):
         publisher.publish({"post_id": "p1"})  # type: ignore[arg-type]
-    with pytest.raises(ToolkitError, match="order.dispatched.v1.*not declared on any topic"):
-        publisher.publish(OrderDispatched(order_id="o", customer_id="c", carrier="dhl",
-                                          dispatched_at=datetime.now(timezone.utc)))
+    with pytest.raises(ToolkitError, match=r"order.dispatched.v1.*not declared on any topic"):
+        publisher.publish(
+            OrderDispatched(
+                order_id="o",
+                customer_id="c",
+                carrier="dhl",
+                dispatched_at=datetime.now(UTC),
+            )
+        )
     assert publisher._client.peek() is None  # nothing was connected
 
 
@@ -118,7 +128,10 @@ def test_a_forked_child_gets_its_own_client(project, pull_all) -> None:
     process.start()
     process.join(60)
     assert process.exitcode == 0
-    assert sorted(json.loads(m.data)["post_id"] for m in pull_all(project, check, expect=2)) == ["p0", "p1"]
+    assert sorted(json.loads(m.data)["post_id"] for m in pull_all(project, check, expect=2)) == [
+        "p0",
+        "p1",
+    ]
 
 
 def test_importing_the_toolkit_does_not_load_the_pubsub_client() -> None:
@@ -127,7 +140,9 @@ def test_importing_the_toolkit_does_not_load_the_pubsub_client() -> None:
         "runpy.run_path('functions/timeline_enrichment/main.py');"
         "print('google.cloud.pubsub_v1' in sys.modules, 'google.cloud.firestore' in sys.modules)"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-2:] == ["False", "False"]
 

@@ -12,10 +12,10 @@ from shared import (
     Topology,
     TopologyError,
 )
-from shared.tools.cli import TERRAFORM_EXPORT, terraform_json
-from shared.tools.contracts import render
 from shared.system.events import OrderDispatched, PostLiked
 from shared.system.topology import TOPOLOGY
+from shared.tools.cli import TERRAFORM_EXPORT, terraform_json
+from shared.tools.contracts import render
 from shared.topology import subscription_name
 from tests.conftest import REPO
 
@@ -43,17 +43,58 @@ def test_every_subscription_has_its_own_dead_letter_topic() -> None:
         (lambda: Consumer("Timeline", topics=["t"]), "snake_case"),
         (lambda: Consumer("timeline", topics=[]), "no topic"),
         (lambda: Consumer("timeline", topics=["t"], ack_deadline=5), "ack_deadline must be 10-600"),
-        (lambda: Consumer("timeline", topics=["t"], ack_deadline=601), "ack_deadline must be 10-600"),
-        (lambda: Consumer("timeline", topics=["t"], max_delivery_attempts=4), "max_delivery_attempts must be 5-100"),
-        (lambda: Consumer("timeline", topics=["t"], max_delivery_attempts=101), "max_delivery_attempts must be 5-100"),
-        (lambda: Consumer("timeline", topics=["t"], retry=RetryPolicy(20, 10)), "below retry.minimum_backoff"),
+        (
+            lambda: Consumer("timeline", topics=["t"], ack_deadline=601),
+            "ack_deadline must be 10-600",
+        ),
+        (
+            lambda: Consumer("timeline", topics=["t"], max_delivery_attempts=4),
+            "max_delivery_attempts must be 5-100",
+        ),
+        (
+            lambda: Consumer("timeline", topics=["t"], max_delivery_attempts=101),
+            "max_delivery_attempts must be 5-100",
+        ),
+        (
+            lambda: Consumer("timeline", topics=["t"], retry=RetryPolicy(20, 10)),
+            "below retry.minimum_backoff",
+        ),
         (lambda: Consumer("timeline", topics=["t"], filter="attributes.x = y"), "quoted string"),
-        (lambda: Consumer("timeline", topics=["t"], function=FunctionSettings(runtime="python39")), "runtime must be"),
-        (lambda: Consumer("timeline", topics=["t"], function=FunctionSettings(memory="lots")), "memory must look like"),
-        (lambda: Topology([Topic("post-liked", events=[PostLiked])], [Consumer("cc", topics=["missing"])]), "'missing', which is not declared"),
-        (lambda: Topology([Topic("post-liked", events=[PostLiked])], [Consumer("cc", topics=["post-liked"], publishes=["nope"])]), "'nope', which is not declared"),
-        (lambda: Topology([Topic("a-topic", events=[PostLiked]), Topic("b-topic", events=[PostLiked])]), "belongs to one topic"),
-        (lambda: Topology([Topic("a-topic", events=[PostLiked]), Topic("a-topic", events=[OrderDispatched])]), "declared twice"),
+        (
+            lambda: Consumer(
+                "timeline", topics=["t"], function=FunctionSettings(runtime="python39")
+            ),
+            "runtime must be",
+        ),
+        (
+            lambda: Consumer("timeline", topics=["t"], function=FunctionSettings(memory="lots")),
+            "memory must look like",
+        ),
+        (
+            lambda: Topology(
+                [Topic("post-liked", events=[PostLiked])], [Consumer("cc", topics=["missing"])]
+            ),
+            "'missing', which is not declared",
+        ),
+        (
+            lambda: Topology(
+                [Topic("post-liked", events=[PostLiked])],
+                [Consumer("cc", topics=["post-liked"], publishes=["nope"])],
+            ),
+            "'nope', which is not declared",
+        ),
+        (
+            lambda: Topology(
+                [Topic("a-topic", events=[PostLiked]), Topic("b-topic", events=[PostLiked])]
+            ),
+            "belongs to one topic",
+        ),
+        (
+            lambda: Topology(
+                [Topic("a-topic", events=[PostLiked]), Topic("a-topic", events=[OrderDispatched])]
+            ),
+            "declared twice",
+        ),
     ],
 )
 def test_invalid_declarations_fail_with_a_clear_error(declare, message) -> None:
@@ -63,7 +104,7 @@ def test_invalid_declarations_fail_with_a_clear_error(declare, message) -> None:
 
 def test_topic_for_an_undeclared_event_says_which_types_exist() -> None:
     topology = Topology([Topic("post-liked", events=[PostLiked])])
-    with pytest.raises(TopologyError, match="order.dispatched.v1.*post.liked.v1"):
+    with pytest.raises(TopologyError, match=r"order.dispatched.v1.*post.liked.v1"):
         topology.topic_for(OrderDispatched)
 
 
@@ -82,7 +123,9 @@ def test_checked_in_terraform_export_matches_the_topology() -> None:
 def test_checked_in_contracts_match_the_models() -> None:
     folder = REPO / "docs" / "contracts"
     for name, text in render(TOPOLOGY).items():
-        assert (folder / name).read_text() == text, f"docs/contracts/{name} is stale: run `pubsub-kit schema`"
+        assert (folder / name).read_text() == text, (
+            f"docs/contracts/{name} is stale: run `pubsub-kit schema`"
+        )
 
 
 def test_export_carries_every_policy_of_the_declaration() -> None:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+from pydantic import Field
 
-from shared import wire
+from shared import Event, EventRegistry, wire
 from shared.errors import (
     EventValidationError,
     MalformedMessageError,
@@ -18,7 +23,7 @@ from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY
 
 GOLDEN = Path(__file__).parent / "golden"
-LIKED_AT = datetime(2026, 1, 31, 12, 0, tzinfo=timezone.utc)
+LIKED_AT = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 
 
 def make_event() -> PostLiked:
@@ -28,7 +33,10 @@ def make_event() -> PostLiked:
 def test_encode_writes_the_binary_mode_attributes() -> None:
     event = make_event()
     envelope = wire.new_envelope(
-        event, source="/services/test", event_id="evt-1", time=LIKED_AT,
+        event,
+        source="/services/test",
+        event_id="evt-1",
+        time=LIKED_AT,
         traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     )
     data, attributes = wire.encode(event, envelope)
@@ -54,12 +62,42 @@ def test_a_new_chain_is_correlated_by_its_first_event_id() -> None:
     ("data", "attributes", "error", "text"),
     [
         (b"{}", {"ce-type": "post.liked.v1", "ce-source": "/s"}, MalformedMessageError, "ce-id"),
-        (b"{}", {"ce-id": "1", "ce-source": "/s", "ce-type": "x.y.v1"}, UnknownEventTypeError, "x.y.v1"),
-        (b"{nope", {"ce-id": "1", "ce-source": "/s", "ce-type": "post.liked.v1"}, MalformedMessageError, "not JSON"),
-        (b"[1]", {"ce-id": "1", "ce-source": "/s", "ce-type": "post.liked.v1"}, MalformedMessageError, "JSON object"),
-        (b'{"post_id": "p"}', {"ce-id": "1", "ce-source": "/s", "ce-type": "post.liked.v1"}, EventValidationError, "liker_id"),
-        (b"{}", {"ce-id": "1", "ce-source": "/s", "ce-type": "post.liked.v1", "ce-specversion": "0.3"}, MalformedMessageError, "specversion"),
-        (b"{}", {"ce-id": "1", "ce-source": "/s", "ce-type": "post.liked.v1", "ce-time": "yesterday"}, MalformedMessageError, "RFC 3339"),
+        (
+            b"{}",
+            {"ce-id": "1", "ce-source": "/s", "ce-type": "x.y.v1"},
+            UnknownEventTypeError,
+            "x.y.v1",
+        ),
+        (
+            b"{nope",
+            {"ce-id": "1", "ce-source": "/s", "ce-type": "post.liked.v1"},
+            MalformedMessageError,
+            "not JSON",
+        ),
+        (
+            b"[1]",
+            {"ce-id": "1", "ce-source": "/s", "ce-type": "post.liked.v1"},
+            MalformedMessageError,
+            "JSON object",
+        ),
+        (
+            b'{"post_id": "p"}',
+            {"ce-id": "1", "ce-source": "/s", "ce-type": "post.liked.v1"},
+            EventValidationError,
+            "liker_id",
+        ),
+        (
+            b"{}",
+            {"ce-id": "1", "ce-source": "/s", "ce-type": "post.liked.v1", "ce-specversion": "0.3"},
+            MalformedMessageError,
+            "specversion",
+        ),
+        (
+            b"{}",
+            {"ce-id": "1", "ce-source": "/s", "ce-type": "post.liked.v1", "ce-time": "yesterday"},
+            MalformedMessageError,
+            "RFC 3339",
+        ),
     ],
 )
 def test_undecodable_messages_raise_named_errors(data, attributes, error, text) -> None:
@@ -71,6 +109,133 @@ def test_a_producer_in_another_language_is_understood() -> None:
     """Attributes and JSON written by hand (as a Go or Node producer would) decode."""
     golden = json.loads((GOLDEN / "post_liked_message.json").read_text())
     attributes = dict(golden["attributes"], **{"ce-time": "2026-01-31T12:00:00Z"})
-    event, envelope = wire.decode(json.dumps(golden["data"]).encode(), attributes, TOPOLOGY.registry)
+    event, envelope = wire.decode(
+        json.dumps(golden["data"]).encode(), attributes, TOPOLOGY.registry
+    )
     assert event == make_event()
     assert envelope.trace_id == "0af7651916cd43dd8448eb211c80319c"
+
+
+# -- time: always UTC on the wire, whatever the producer or the machine uses --------------------
+
+LIKED = {"ce-id": "1", "ce-source": "/s", "ce-type": "post.liked.v1"}
+LIKED_DATA = json.dumps(
+    {"post_id": "p1", "liker_id": "u1", "author_id": "u2", "liked_at": "2026-01-31T12:00:00Z"}
+).encode()
+
+
+@pytest.fixture
+def machine_in_new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A machine whose local time is five hours behind UTC, as a developer's laptop may be."""
+    monkeypatch.setenv("TZ", "EST5")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("machine_in_new_york")
+@pytest.mark.parametrize(
+    "when",
+    [
+        LIKED_AT,
+        datetime(2026, 1, 31, 14, 0, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2026, 1, 31, 12, 0),  # no zone: taken as UTC, never as the machine's time
+    ],
+)
+def test_ce_time_is_written_in_utc_whatever_zone_it_was_given_in(when) -> None:
+    envelope = wire.new_envelope(make_event(), source="/s", time=when)
+    _, attributes = wire.encode(make_event(), envelope)
+    assert attributes["ce-time"] == "2026-01-31T12:00:00.000000Z"
+
+
+@pytest.mark.parametrize(
+    "ce_time",
+    [
+        "2026-01-31T12:00:00Z",
+        "2026-01-31T14:00:00+02:00",  # an offset keeps the instant
+        "2026-01-31T12:00:00",  # no zone: UTC
+        "2026-01-31T12:00:00.000000999Z",  # nanoseconds, as Go's RFC3339Nano writes
+    ],
+)
+def test_ce_time_is_read_as_an_instant_in_any_rfc_3339_form(ce_time) -> None:
+    _, envelope = wire.decode(LIKED_DATA, {**LIKED, "ce-time": ce_time}, TOPOLOGY.registry)
+    assert envelope.time == LIKED_AT
+    assert envelope.time.utcoffset() is not None
+
+
+def test_a_message_without_ce_time_is_stamped_with_its_arrival_in_utc() -> None:
+    before = datetime.now(UTC)
+    _, envelope = wire.decode(LIKED_DATA, LIKED, TOPOLOGY.registry)
+    assert before <= envelope.time <= datetime.now(UTC)
+
+
+def test_an_unreadable_ce_time_says_what_was_expected() -> None:
+    with pytest.raises(MalformedMessageError) as info:
+        wire.decode(LIKED_DATA, {**LIKED, "ce-time": "31/01/2026"}, TOPOLOGY.registry)
+    assert str(info.value) == (
+        "ce-time is not an RFC 3339 timestamp (expected e.g. 2026-01-31T12:00:00Z)"
+    )
+
+
+# -- the rest of the envelope ---------------------------------------------------------------------
+
+
+def test_every_new_event_gets_an_id_of_its_own() -> None:
+    first = wire.new_envelope(make_event(), source="/s")
+    second = wire.new_envelope(make_event(), source="/s")
+    assert first.id != second.id
+    assert str(uuid.UUID(first.id)) == first.id
+
+
+def test_the_trace_state_travels_with_the_trace() -> None:
+    envelope = wire.new_envelope(
+        make_event(),
+        source="/s",
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        tracestate="vendor=abc,other=1",
+    )
+    assert envelope.tracestate == "vendor=abc,other=1"
+    data, attributes = wire.encode(make_event(), envelope)
+    assert attributes["ce-tracestate"] == "vendor=abc,other=1"
+    assert wire.decode(data, attributes, TOPOLOGY.registry)[1] == envelope
+
+
+def test_a_json_content_type_with_parameters_is_accepted_and_kept() -> None:
+    attributes = {**LIKED, "ce-datacontenttype": "application/json; charset=utf-8"}
+    _, envelope = wire.decode(LIKED_DATA, attributes, TOPOLOGY.registry)
+    assert envelope.datacontenttype == "application/json; charset=utf-8"
+
+
+def test_a_content_type_other_than_json_is_refused_naming_both() -> None:
+    with pytest.raises(MalformedMessageError) as info:
+        wire.decode(LIKED_DATA, {**LIKED, "ce-datacontenttype": "text/plain"}, TOPOLOGY.registry)
+    assert str(info.value) == (
+        "unsupported ce-datacontenttype 'text/plain'; expected 'application/json'"
+    )
+
+
+def test_a_message_missing_several_attributes_names_them_all() -> None:
+    with pytest.raises(MalformedMessageError) as info:
+        wire.decode(LIKED_DATA, {"ce-type": "post.liked.v1"}, TOPOLOGY.registry)
+    assert str(info.value) == "message is not a CloudEvent: missing attribute(s) ce-id, ce-source"
+
+
+def test_data_that_is_json_but_not_an_object_says_what_it_found() -> None:
+    with pytest.raises(MalformedMessageError) as info:
+        wire.decode(b'["p1"]', LIKED, TOPOLOGY.registry)
+    assert str(info.value) == "post.liked.v1: message data must be a JSON object, found list"
+
+
+class Renamed(Event):
+    """An event whose wire names differ from its Python names."""
+
+    event_type: ClassVar[str] = "test.renamed.v1"
+    post_id: str = Field(alias="postId")
+
+
+def test_aliased_fields_travel_under_their_alias() -> None:
+    event = Renamed(postId="p1")
+    data, attributes = wire.encode(event, wire.new_envelope(event, source="/s"))
+    assert json.loads(data) == {"postId": "p1"}
+    assert wire.decode(data, attributes, EventRegistry([Renamed]))[0] == event

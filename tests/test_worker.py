@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import collections
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from shared import Delivery, PermanentError, Publisher, PullWorker, RetryableError
-from shared.tools.provision import provision
 from shared.stores.sqlite import SqliteStore
 from shared.system.events import PostLiked
+from shared.tools.provision import provision
 from shared.topology import Consumer, RetryPolicy, Topic, Topology
 from tests.conftest import wait_until
 
@@ -25,7 +25,7 @@ SUB = "post-liked--worker"
 
 
 def like(i: int) -> PostLiked:
-    return PostLiked(post_id=f"p{i}", liker_id="u1", author_id="u2", liked_at=datetime.now(timezone.utc))
+    return PostLiked(post_id=f"p{i}", liker_id="u1", author_id="u2", liked_at=datetime.now(UTC))
 
 
 @pytest.fixture
@@ -79,13 +79,16 @@ def test_permanent_error_dead_letters_once_with_its_reason(setup, pull_all, proj
     assert letter.attributes["pubsubkit-dlq-subscription"] == SUB
 
 
-def test_undecodable_message_is_dead_lettered_and_good_ones_still_flow(setup, pull_all, project) -> None:
+def test_undecodable_message_is_dead_lettered_and_good_ones_still_flow(
+    setup, pull_all, project
+) -> None:
     publisher, store = setup
     seen: list[str] = []
     with PullWorker(TOPOLOGY, "worker", lambda e: seen.append(e.post_id), store=store):
         topic = publisher.topic_path("post-liked")
-        publisher.client.publish(topic, b"not json", **{"ce-id": "bad", "ce-type": "post.liked.v1",
-                                                         "ce-source": "/test"}).result()
+        publisher.client.publish(
+            topic, b"not json", **{"ce-id": "bad", "ce-type": "post.liked.v1", "ce-source": "/test"}
+        ).result()
         publisher.publish_all([like(i) for i in range(5)])
         [letter] = pull_all(project, SUB + "--dlq", expect=1)
         wait_until(lambda: len(seen) == 5, what="the good messages")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from shared import Delivery, Event
 from shared.stores import AuditEntry, Store
@@ -24,6 +24,6 @@ def record(store: Store, event: Event, delivery: Delivery) -> bool:
             actor=event.actor,
             correlation_id=envelope.correlation_id,
             data=event.redacted(),
-            recorded_at=datetime.now(timezone.utc),
+            recorded_at=datetime.now(UTC),
         )
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from shared.runtime.message import Inflight
 from shared.runtime.outcome import Outcome, Result
@@ -41,7 +41,7 @@ class MaxAge:
         self,
         consumer: str,
         max_age: float,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.consumer = consumer
         self.max_age = max_age

@@ -42,7 +42,12 @@ class Outcome(enum.Enum):
     """A transient failure (``RetryableError`` or an unexpected exception): nack, with backoff."""
     REJECTED = ("rejected", False, HTTPStatus.INTERNAL_SERVER_ERROR, logging.ERROR)
     """It can never succeed and must be dead-lettered; the dead-letter step settles it."""
-    DEAD_LETTER_FAILED = ("dead_letter_failed", False, HTTPStatus.INTERNAL_SERVER_ERROR, logging.ERROR)
+    DEAD_LETTER_FAILED = (
+        "dead_letter_failed",
+        False,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        logging.ERROR,
+    )
     """It should be dead-lettered, but that failed: nack, never ack what went nowhere."""
 
 

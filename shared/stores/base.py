@@ -85,7 +85,9 @@ class Store(abc.ABC):
 
     # -- idempotent effects ---------------------------------------------------------------
     @abc.abstractmethod
-    def increment(self, collection: str, key: str, field: str, amount: int = 1, *, once: str) -> bool:
+    def increment(
+        self, collection: str, key: str, field: str, amount: int = 1, *, once: str
+    ) -> bool:
         """Add ``amount`` to a counter, at most once per ``once`` token, atomically.
 
         Pass the event id (scoped by consumer) as ``once``: a redelivered event, even one whose

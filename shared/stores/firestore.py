@@ -31,11 +31,12 @@ SHA-256 digest instead (the key itself is kept in a field).
 **Retention.** Claims and applied tokens carry an ``expire_at`` timestamp: the lease's end for
 a live claim, and :data:`~shared.stores.base.DONE_RETENTION` after completion (or application)
 for done claims and applied tokens. Nothing deletes them by itself: a TTL policy on
-``expire_at`` does (``infra/`` creates it) for the ``{prefix}_claims`` and ``{prefix}_applied`` collection groups
-(``gcloud firestore fields ttls update expire_at --collection-group=pubsubkit_claims
---enable-ttl``, likewise for ``pubsubkit_applied``). Deleting an expired document changes no
-answer: an expired lease is taken over anyway, and a redelivery after the retention window
-cannot happen because Pub/Sub keeps a message at most 7 days.
+``expire_at`` does (``infra/`` creates it) for the ``{prefix}_claims`` and
+``{prefix}_applied`` collection groups (``gcloud firestore fields ttls update expire_at
+--collection-group=pubsubkit_claims --enable-ttl``, likewise for ``pubsubkit_applied``).
+Deleting an expired document changes no answer: an expired lease is taken over anyway, and a
+redelivery after the retention window cannot happen because Pub/Sub keeps a message at most
+7 days.
 
 **Indexes.** :meth:`FirestoreStore.query_audit` orders by ``time`` then ``event_id``, which
 needs composite indexes on ``{prefix}_audit`` in real Firestore (the emulator needs none):
@@ -58,7 +59,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -118,8 +119,8 @@ class FirestoreStore(Store):
                 f"(it starts Firestore collection names), got {prefix!r}"
             )
         # An explicit project, else a given client's, else the environment's.
-        self.project: str = project or (client.project if client is not None else None) or (
-            config.project_id()
+        self.project: str = (
+            project or (client.project if client is not None else None) or (config.project_id())
         )
         self.database = database
         self.prefix = prefix
@@ -135,7 +136,9 @@ class FirestoreStore(Store):
         return firestore.Client(project=self.project, database=self.database)
 
     def _doc(self, collection: str, *parts: str) -> Any:
-        return self._client.get().collection(f"{self.prefix}_{collection}").document(_doc_id(*parts))
+        return (
+            self._client.get().collection(f"{self.prefix}_{collection}").document(_doc_id(*parts))
+        )
 
     # -- idempotency -----------------------------------------------------------------------
     def claim(self, key: str, lease: float) -> ClaimState:
@@ -253,7 +256,9 @@ class FirestoreStore(Store):
         return [_entry(snapshot.to_dict()) for snapshot in query.stream()]
 
     # -- idempotent effects ---------------------------------------------------------------
-    def increment(self, collection: str, key: str, field: str, amount: int = 1, *, once: str) -> bool:
+    def increment(
+        self, collection: str, key: str, field: str, amount: int = 1, *, once: str
+    ) -> bool:
         check_key("once token", once)
         check_key("counter collection", collection)
         check_key("counter key", key)
@@ -267,7 +272,11 @@ class FirestoreStore(Store):
         # Counter names are map keys, which Firestore restricts as it does document ids.
         slot = _doc_id(field, max_bytes=_MAX_COUNTER_BYTES)
         counter = self._doc("counters", collection, key)
-        token = {"collection": collection, "token": once, "expire_at": _at(self._clock() + DONE_RETENTION)}
+        token = {
+            "collection": collection,
+            "token": once,
+            "expire_at": _at(self._clock() + DONE_RETENTION),
+        }
 
         def attempt() -> None:
             # One atomic commit: the token's create precondition is the check, and when it
@@ -363,23 +372,23 @@ def _fits_a_map(value: Any, *, in_array: bool = False) -> bool:
 
 
 def _at(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def _utc(value: datetime) -> datetime:
     # Naive datetimes are UTC, as in the SQLite store.
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def _from_timestamp(value: datetime) -> datetime:
     # Firestore answers with DatetimeWithNanoseconds; hand back the plain datetime that was
     # stored (microseconds are all a datetime holds, and all that was written).
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     return datetime(
         value.year, value.month, value.day, value.hour, value.minute, value.second,
-        value.microsecond, tzinfo=timezone.utc,
+        value.microsecond, tzinfo=UTC,
     )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.stores.base import DONE_RETENTION, AuditEntry, ClaimState, Store, check_key
@@ -142,7 +142,9 @@ class SqliteStore(Store):
         check_key("claim key", key)
         now = self._clock()
         with self._transaction() as db:
-            row = db.execute("SELECT state, expires_at FROM claims WHERE key = ?", (key,)).fetchone()
+            row = db.execute(
+                "SELECT state, expires_at FROM claims WHERE key = ?", (key,)
+            ).fetchone()
             if row is not None:
                 state, expires_at = row
                 if state == "done" and expires_at > now:
@@ -236,7 +238,9 @@ class SqliteStore(Store):
         ]
 
     # -- idempotent effects ---------------------------------------------------------------
-    def increment(self, collection: str, key: str, field: str, amount: int = 1, *, once: str) -> bool:
+    def increment(
+        self, collection: str, key: str, field: str, amount: int = 1, *, once: str
+    ) -> bool:
         check_key("once token", once)
         check_key("counter collection", collection)
         check_key("counter key", key)
@@ -279,5 +283,5 @@ class SqliteStore(Store):
 def _iso(value: datetime) -> str:
     # One fixed-width UTC form, so that text order is time order in SQL comparisons.
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")

@@ -53,7 +53,9 @@ def terraform_json(topology: Topology) -> str:
     return json.dumps(topology.to_terraform(), indent=2, sort_keys=True) + "\n"
 
 
-def whole_number(low: int, high: int | None = None, what: str = "a whole number") -> Callable[[str], int]:
+def whole_number(
+    low: int, high: int | None = None, what: str = "a whole number"
+) -> Callable[[str], int]:
     """An argparse type: an int from ``low`` to ``high``, or a message saying what was expected."""
 
     def parse(text: str) -> int:
@@ -102,54 +104,102 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--correlation-id", help="default: the new event's id")
     p.add_argument("--project", help="project id (default PUBSUB_PROJECT_ID)")
 
-    for name, text in (("dev", "run every function locally until Ctrl-C"),
-                       ("demo", "run the system locally, publish demo events, report")):
+    for name, text in (
+        ("dev", "run every function locally until Ctrl-C"),
+        ("demo", "run the system locally, publish demo events, report"),
+    ):
         p = commands.add_parser(name, help=text)
-        p.add_argument("--port-base", type=_port, default=8090,
-                       help="port of the first function; the others follow (default 8090)")
-        p.add_argument("--store", choices=("sqlite", "firestore"), default="sqlite",
-                       help="the functions' store: a SQLite file (default), or Firestore on the "
-                            "Firestore emulator, as on GCP")
+        p.add_argument(
+            "--port-base",
+            type=_port,
+            default=8090,
+            help="port of the first function; the others follow (default 8090)",
+        )
+        p.add_argument(
+            "--store",
+            choices=("sqlite", "firestore"),
+            default="sqlite",
+            help="the functions' store: a SQLite file (default), or Firestore on the "
+            "Firestore emulator, as on GCP",
+        )
         if name == "demo":
-            p.add_argument("--keep-running", action="store_true",
-                           help="keep the system running after the report, until Ctrl-C")
-            p.add_argument("--timeout", type=positive_seconds, default=120.0,
-                           help="seconds to wait for every event to settle (default 120)")
+            p.add_argument(
+                "--keep-running",
+                action="store_true",
+                help="keep the system running after the report, until Ctrl-C",
+            )
+            p.add_argument(
+                "--timeout",
+                type=positive_seconds,
+                default=120.0,
+                help="seconds to wait for every event to settle (default 120)",
+            )
         else:
-            p.add_argument("--project", default=os.environ.get("PUBSUB_PROJECT_ID", "pubsub-kit-local"),
-                           help="emulator project (default PUBSUB_PROJECT_ID or pubsub-kit-local)")
+            p.add_argument(
+                "--project",
+                default=os.environ.get("PUBSUB_PROJECT_ID", "pubsub-kit-local"),
+                help="emulator project (default PUBSUB_PROJECT_ID or pubsub-kit-local)",
+            )
 
     p = commands.add_parser("topology", help="show or export the topology")
     sub = p.add_subparsers(dest="topology_command", required=True, metavar="ACTION")
     export = sub.add_parser("export", help="write the Terraform input")
-    export.add_argument("--terraform", action="store_true", required=True,
-                        help="write the Terraform input JSON (the only export format)")
-    export.add_argument("--output", type=Path, default=TERRAFORM_EXPORT,
-                        help="file to write (default infra/topology.json)")
-    export.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if the file differs from a fresh export")
+    export.add_argument(
+        "--terraform",
+        action="store_true",
+        required=True,
+        help="write the Terraform input JSON (the only export format)",
+    )
+    export.add_argument(
+        "--output",
+        type=Path,
+        default=TERRAFORM_EXPORT,
+        help="file to write (default infra/topology.json)",
+    )
+    export.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the file differs from a fresh export",
+    )
     sub.add_parser("show", help="print topics, subscriptions and dead-letter topics")
 
     p = commands.add_parser("schema", help="write JSON Schemas and the AsyncAPI document")
-    p.add_argument("--output-dir", type=Path, default=REPO_ROOT / "docs" / "contracts",
-                   help="folder to write (default docs/contracts)")
-    p.add_argument("--check", action="store_true",
-                   help="write nothing; exit 1 if the files differ from a fresh export")
+    p.add_argument(
+        "--output-dir",
+        type=Path,
+        default=REPO_ROOT / "docs" / "contracts",
+        help="folder to write (default docs/contracts)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the files differ from a fresh export",
+    )
 
     p = commands.add_parser("dlq", help="inspect or replay dead-lettered messages")
     sub = p.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
-    for action, text in (("inspect", "show dead letters without removing them"),
-                         ("replay", "publish dead letters to their topic again, then remove them")):
+    for action, text in (
+        ("inspect", "show dead letters without removing them"),
+        ("replay", "publish dead letters to their topic again, then remove them"),
+    ):
         a = sub.add_parser(action, help=text)
         a.add_argument("subscription", help="the source subscription, e.g. post-liked--audit_log")
         a.add_argument("--project", help="project id (default PUBSUB_PROJECT_ID)")
         a.add_argument("--max", type=int, default=100, help="at most this many messages")
 
     p = commands.add_parser("package", help="build a deployable zip per function")
-    p.add_argument("--output-dir", type=Path, default=REPO_ROOT / "dist-functions",
-                   help="where to write <function>.zip (default dist-functions)")
-    p.add_argument("--function", action="append", dest="functions",
-                   help="package only this function (repeatable)")
+    p.add_argument(
+        "--output-dir",
+        type=Path,
+        default=REPO_ROOT / "dist-functions",
+        help="where to write <function>.zip (default dist-functions)",
+    )
+    p.add_argument(
+        "--function",
+        action="append",
+        dest="functions",
+        help="package only this function (repeatable)",
+    )
     return parser
 
 
@@ -166,63 +216,89 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+_Command = Callable[[argparse.Namespace, Topology], int]
+
+
 def _run(args: argparse.Namespace, topology: Topology) -> int:
+    commands: dict[str, _Command] = {
+        "provision": _provision,
+        "publish": _publish,
+        "dev": lambda args, topology: _dev(topology, args.project, args.port_base, args.store),
+        "demo": _demo,
+        "topology": _topology,
+        "schema": _schema,
+        "dlq": _dlq,
+        "package": _package,
+    }
+    command = commands.get(args.command)
+    if command is None:
+        raise AssertionError(args.command)  # argparse allows only the commands above
+    return command(args, topology)
+
+
+def _provision(args: argparse.Namespace, topology: Topology) -> int:
+    from shared.config import project_id
     from shared.observability import configure_logging
+    from shared.tools.provision import provision
 
-    if args.command == "provision":
-        from shared.config import project_id
-        from shared.tools.provision import provision
+    configure_logging()
+    report = provision(topology, project=args.project or project_id())
+    print(
+        f"provisioned: {len(report.created)} created, {len(report.updated)} updated, "
+        f"{len(report.unchanged)} unchanged"
+    )
+    return 0
 
-        configure_logging()
-        report = provision(topology, project=args.project or project_id())
-        print(
-            f"provisioned: {len(report.created)} created, {len(report.updated)} updated, "
-            f"{len(report.unchanged)} unchanged"
-        )
-        return 0
-    if args.command == "publish":
-        return _publish(args, topology)
-    if args.command == "dev":
-        return _dev(topology, args.project, args.port_base, args.store)
-    if args.command == "demo":
-        from shared.tools.demo import run_demo
 
-        return run_demo(topology, port_base=args.port_base, keep_running=args.keep_running,
-                        timeout=args.timeout, store=args.store)
-    if args.command == "topology":
-        return _topology(args, topology)
-    if args.command == "schema":
-        from shared.tools.contracts import write_contracts
+def _demo(args: argparse.Namespace, topology: Topology) -> int:
+    from shared.tools.demo import run_demo
 
-        stale = write_contracts(topology, args.output_dir, check=args.check)
-        for path in stale:
-            print(f"{'differs' if args.check else 'wrote'}: {path}")
-        return 1 if args.check and stale else 0
-    if args.command == "dlq":
-        return _dlq(args, topology)
-    if args.command == "package":
-        from shared.tools.package import build_packages
+    return run_demo(
+        topology,
+        port_base=args.port_base,
+        keep_running=args.keep_running,
+        timeout=args.timeout,
+        store=args.store,
+    )
 
-        for path in build_packages(topology, args.output_dir, only=args.functions):
-            print(path)
-        return 0
-    raise AssertionError(args.command)  # argparse allows only the commands above
+
+def _schema(args: argparse.Namespace, topology: Topology) -> int:
+    from shared.tools.contracts import write_contracts
+
+    stale = write_contracts(topology, args.output_dir, check=args.check)
+    for path in stale:
+        print(f"{'differs' if args.check else 'wrote'}: {path}")
+    return 1 if args.check and stale else 0
+
+
+def _package(args: argparse.Namespace, topology: Topology) -> int:
+    from shared.tools.package import build_packages
+
+    for path in build_packages(topology, args.output_dir, only=args.functions):
+        print(path)
+    return 0
 
 
 def _topology(args: argparse.Namespace, topology: Topology) -> int:
     if args.topology_command == "show":
         for sub in sorted(topology.subscriptions.values(), key=lambda s: s.name):
             c = sub.consumer
-            print(f"{sub.topic.name} -> {sub.name} -> {c.name} "
-                  f"(ack {c.ack_deadline}s, {c.max_delivery_attempts} attempts, "
-                  f"dead letters: {sub.dead_letter_topic}{', filter: ' + c.filter if c.filter else ''})")
+            extra = f", filter: {c.filter}" if c.filter else ""
+            print(
+                f"{sub.topic.name} -> {sub.name} -> {c.name} "
+                f"(ack {c.ack_deadline}s, {c.max_delivery_attempts} attempts, "
+                f"dead letters: {sub.dead_letter_topic}{extra})"
+            )
         return 0
     text = terraform_json(topology)
     if args.check:
         current = args.output.read_text() if args.output.exists() else ""
         if current != text:
-            print(f"{args.output} differs from the topology; run: pubsub-kit topology export --terraform",
-                  file=sys.stderr)
+            print(
+                f"{args.output} differs from the topology; "
+                "run: pubsub-kit topology export --terraform",
+                file=sys.stderr,
+            )
             return 1
         return 0
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -251,13 +327,17 @@ def _dlq(args: argparse.Namespace, topology: Topology) -> int:
     if args.dlq_command == "inspect":
         letters = dlq.inspect(topology, args.subscription, project=project, max_messages=args.max)
         for letter in letters:
-            print(json.dumps({
-                "message_id": letter.message_id,
-                "event_id": letter.event_id,
-                "event_type": letter.event_type,
-                "attempts": letter.attempts,
-                "reason": letter.reason,
-            }))
+            print(
+                json.dumps(
+                    {
+                        "message_id": letter.message_id,
+                        "event_id": letter.event_id,
+                        "event_type": letter.event_type,
+                        "attempts": letter.attempts,
+                        "reason": letter.reason,
+                    }
+                )
+            )
         print(f"{len(letters)} dead letter(s) on {args.subscription}", file=sys.stderr)
         return 0
     count = dlq.replay(topology, args.subscription, project=project, max_messages=args.max)
@@ -273,15 +353,18 @@ def _dev(topology: Topology, project: str, port_base: int, store: str) -> int:
         print(format_log_line(name, line), flush=True)
 
     store_url = "firestore" if store == "firestore" else f"sqlite:///{STATE_DIR / 'dev.db'}"
-    system = LocalSystem(topology, project=project, store_url=store_url,
-                         port_base=port_base, on_line=on_line)
+    system = LocalSystem(
+        topology, project=project, store_url=store_url, port_base=port_base, on_line=on_line
+    )
     try:
         system.start()
         for fn in system.functions.values():
             print(f"{fn.name:<20} {fn.url}", flush=True)
-        print(f"delivering on project {project}; publish with PUBSUB_EMULATOR_HOST="
-              f"{system.env.get('PUBSUB_EMULATOR_HOST')} PUBSUB_PROJECT_ID={project}. Ctrl-C stops.",
-              flush=True)
+        print(
+            f"delivering on project {project}; publish with PUBSUB_EMULATOR_HOST="
+            f"{system.env.get('PUBSUB_EMULATOR_HOST')} PUBSUB_PROJECT_ID={project}. Ctrl-C stops.",
+            flush=True,
+        )
         import time
 
         while True:

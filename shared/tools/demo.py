@@ -13,15 +13,15 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from shared import wire
-from shared.tools.dev import LocalSystem
-from shared.tools.dlq import DeadLetter, inspect
 from shared.publisher import Publisher
 from shared.stores import Store, open_store
 from shared.system.events import FieldChange, OrderDispatched, PostLiked, UserUpdated
+from shared.tools.dev import LocalSystem
+from shared.tools.dlq import DeadLetter, inspect
 from shared.topology import Topology
 
 USERS = ["alice", "bob", "carol", "dan", "erin"]
@@ -52,7 +52,7 @@ def format_log_line(name: str, line: str) -> str:
 def demo_events(seed: int = 7) -> tuple[list[Any], dict[str, int]]:
     """The burst of valid events, and how many of each the consumers should see."""
     rng = random.Random(seed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     likes = []
     for i in range(40):
         liker, author = rng.sample(USERS, 2)
@@ -77,12 +77,19 @@ def demo_events(seed: int = 7) -> tuple[list[Any], dict[str, int]]:
         for i, user in enumerate(USERS[:3])
     ]
     orders = [
-        OrderDispatched(order_id=f"order-{n}", customer_id=customer, carrier=carrier, dispatched_at=now)
+        OrderDispatched(
+            order_id=f"order-{n}", customer_id=customer, carrier=carrier, dispatched_at=now
+        )
         for n, (customer, carrier) in enumerate(
-            [("alice", "dhl"), ("bob", "ups"), ("carol", "royal-mail"), ("dan", "pigeon-post")], 1001
+            [("alice", "dhl"), ("bob", "ups"), ("carol", "royal-mail"), ("dan", "pigeon-post")],
+            1001,
         )
     ]
-    return [*likes, *updates, *orders], {"likes": len(likes), "updates": len(updates), "orders": len(orders)}
+    return [*likes, *updates, *orders], {
+        "likes": len(likes),
+        "updates": len(updates),
+        "orders": len(orders),
+    }
 
 
 def publish_burst(system: LocalSystem, topology: Topology, out: TextIO) -> dict[str, int]:
@@ -103,8 +110,15 @@ def publish_burst(system: LocalSystem, topology: Topology, out: TextIO) -> dict[
         wire.ATTR_SOURCE: "/services/demo",
         wire.ATTR_CONTENT_TYPE: "application/json",
     }
-    raw.publish(topic, b"{not json", **base, **{wire.ATTR_ID: "demo-malformed", wire.ATTR_TYPE: "post.liked.v1"}).result()
-    raw.publish(topic, b"{}", **base, **{wire.ATTR_ID: "demo-unknown", wire.ATTR_TYPE: "post.unliked.v1"}).result()
+    raw.publish(
+        topic,
+        b"{not json",
+        **base,
+        **{wire.ATTR_ID: "demo-malformed", wire.ATTR_TYPE: "post.liked.v1"},
+    ).result()
+    raw.publish(
+        topic, b"{}", **base, **{wire.ATTR_ID: "demo-unknown", wire.ATTR_TYPE: "post.unliked.v1"}
+    ).result()
     out.write(f"published {len(ids)} events, one of them twice, and 2 malformed messages\n")
     # Audit: every valid event once (duplicates absorbed), plus the notifications for the 3
     # dispatches with a known carrier. Dead letters: the 2 bad messages reach both consumers of
@@ -146,7 +160,9 @@ def report(topology: Topology, store: Store, letters: list[DeadLetter], out: Tex
     out.write("\n== Timeline affinity (likes given, by author) ==\n")
     for user in USERS:
         counts = store.counters(AFFINITY, user)
-        ranked = ", ".join(f"{a} {n}" for a, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        ranked = ", ".join(
+            f"{a} {n}" for a, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
         out.write(f"  {user:<6} -> {ranked or '(none)'}\n")
     entries = store.query_audit(limit=10_000)
     out.write(f"\n== Audit log: {len(entries)} entries ==\n")
@@ -167,8 +183,12 @@ def report(topology: Topology, store: Store, letters: list[DeadLetter], out: Tex
     for entry in entries:
         if entry.event_type == "notification.requested.v1":
             cause = next(
-                (e for e in by_id.values() if e.event_type == "order.dispatched.v1"
-                 and e.correlation_id == entry.correlation_id),
+                (
+                    e
+                    for e in by_id.values()
+                    if e.event_type == "order.dispatched.v1"
+                    and e.correlation_id == entry.correlation_id
+                ),
                 None,
             )
             out.write(
@@ -195,7 +215,7 @@ def run_demo(
     """Run the system, publish the burst, report; 0 when everything settled as expected."""
     from shared.tools.dev import STATE_DIR
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     db = STATE_DIR / "demo.db"
     for suffix in ("", "-wal", "-shm"):
         (db.parent / (db.name + suffix)).unlink(missing_ok=True)
@@ -228,8 +248,9 @@ def run_demo(
             report(topology, state, letters, out)
             ok = audit == expected["audit"] and len(letters) == expected["dead_letters"]
             out.write(
-                "\nall events settled as expected\n" if ok else
-                f"\nNOT SETTLED: audit {audit}/{expected['audit']}, "
+                "\nall events settled as expected\n"
+                if ok
+                else f"\nNOT SETTLED: audit {audit}/{expected['audit']}, "
                 f"dead letters {len(letters)}/{expected['dead_letters']}\n"
             )
         if keep_running:

@@ -42,6 +42,7 @@ log = logging.getLogger("pubsub_kit.dev")
 
 ROOT = project_root()
 STATE_DIR = ROOT / ".pubsub-kit"
+_DEFAULT_WORKER_SETTINGS = WorkerSettings()
 
 
 def _free_ports(count: int) -> list[int]:
@@ -83,9 +84,17 @@ class FunctionProcess:
         source = self.functions_dir / self.name / "main.py"
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "functions_framework",
-                "--source", str(source), "--target", self.name,
-                "--host", "127.0.0.1", "--port", str(self.port),
+                sys.executable,
+                "-m",
+                "functions_framework",
+                "--source",
+                str(source),
+                "--target",
+                self.name,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
             ],
             env=self.env,
             stdout=subprocess.PIPE,
@@ -109,7 +118,9 @@ class FunctionProcess:
             if not free_port(self.port):
                 return
             time.sleep(0.1)
-        raise ConfigurationError(f"function {self.name} did not listen on {self.port} in {timeout} s")
+        raise ConfigurationError(
+            f"function {self.name} did not listen on {self.port} in {timeout} s"
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -163,7 +174,7 @@ class HttpPusher:
         return False  # shutting down: nack, Pub/Sub redelivers it next time
 
     def _connection(self, url: str) -> http.client.HTTPConnection:
-        conns = getattr(self._local, "conns", None)
+        conns: dict[str, http.client.HTTPConnection] | None = getattr(self._local, "conns", None)
         if conns is None:
             conns = self._local.conns = {}
         if url not in conns:
@@ -213,7 +224,7 @@ class LocalSystem:
         functions: list[str] | None = None,
         functions_dir: Path = ROOT / "functions",
         on_line: Callable[[str, str], None] | None = None,
-        settings: WorkerSettings = WorkerSettings(),
+        settings: WorkerSettings = _DEFAULT_WORKER_SETTINGS,
     ) -> None:
         self.topology = topology
         self.project = project
@@ -221,9 +232,12 @@ class LocalSystem:
         self.on_line = on_line or (lambda name, line: None)
         self.settings = settings
         names = functions or sorted(topology.consumers)
-        ports = _free_ports(len(names)) if port_base == 0 else range(port_base, port_base + len(names))
+        ports = (
+            _free_ports(len(names)) if port_base == 0 else range(port_base, port_base + len(names))
+        )
         self.functions = {
-            name: FunctionProcess(name, port, {}, functions_dir) for name, port in zip(names, ports)
+            name: FunctionProcess(name, port, {}, functions_dir)
+            for name, port in zip(names, ports, strict=True)
         }
         self._stopping = threading.Event()
         self._pusher = HttpPusher(self._stopping)

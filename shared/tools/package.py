@@ -44,7 +44,9 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 _MODE = stat.S_IFREG | 0o644  # a regular file, rw-r--r--
 
 
-def build_packages(topology: Topology, output_dir: Path, only: Sequence[str] | None = None) -> list[Path]:
+def build_packages(
+    topology: Topology, output_dir: Path, only: Sequence[str] | None = None
+) -> list[Path]:
     """Write ``output_dir/<consumer>.zip`` for each consumer of ``topology``.
 
     Args:
@@ -74,14 +76,16 @@ def build_packages(topology: Topology, output_dir: Path, only: Sequence[str] | N
         )
     for name in names:
         if not (REPO_ROOT / "functions" / name / "main.py").is_file():
-            raise ToolkitError(f"consumer {name!r} has no functions/{name}/main.py under {REPO_ROOT}")
+            raise ToolkitError(
+                f"consumer {name!r} has no functions/{name}/main.py under {REPO_ROOT}"
+            )
     requirements = pinned_requirements().encode()
     output_dir.mkdir(parents=True, exist_ok=True)
     return [_write_zip(output_dir / f"{name}.zip", _entries(name, requirements)) for name in names]
 
 
 def pinned_requirements() -> str:
-    """``requirements.txt``: every runtime dependency, transitive ones too, at its installed version.
+    """``requirements.txt``: each runtime dependency, transitive ones too, at its installed version.
 
     Pinning the whole closure means Cloud Build installs exactly what the tests ran with, not
     whatever was newest on the day of the deploy. Markers are evaluated for the interpreter that
@@ -129,7 +133,9 @@ def pinned_requirements() -> str:
 
 def _entries(name: str, requirements: bytes) -> dict[str, bytes]:
     function = REPO_ROOT / "functions" / name
-    entries = {path.relative_to(function).as_posix(): path.read_bytes() for path in _files(function)}
+    entries = {
+        path.relative_to(function).as_posix(): path.read_bytes() for path in _files(function)
+    }
     for generated in (REQUIREMENTS, "shared/"):
         clash = sorted(e for e in entries if e == generated or e.startswith(generated))
         if clash:

@@ -74,10 +74,14 @@ def _consumer_spec(project: str, sub: Subscription) -> dict[str, Any]:
         "enable_message_ordering": c.ordered,
         "filter": c.filter or "",
         "retry_policy": {
-            "minimum_backoff": {"seconds": int(c.retry.minimum_backoff),
-                                "nanos": _nanos(c.retry.minimum_backoff)},
-            "maximum_backoff": {"seconds": int(c.retry.maximum_backoff),
-                                "nanos": _nanos(c.retry.maximum_backoff)},
+            "minimum_backoff": {
+                "seconds": int(c.retry.minimum_backoff),
+                "nanos": _nanos(c.retry.minimum_backoff),
+            },
+            "maximum_backoff": {
+                "seconds": int(c.retry.maximum_backoff),
+                "nanos": _nanos(c.retry.maximum_backoff),
+            },
         },
         "dead_letter_policy": {
             "dead_letter_topic": f"projects/{project}/topics/{sub.dead_letter_topic}",
@@ -97,7 +101,7 @@ def _dead_letter_spec(project: str, sub: Subscription) -> dict[str, Any]:
 
 
 def _nanos(seconds: float) -> int:
-    return int(round((seconds - int(seconds)) * 1e9))
+    return round((seconds - int(seconds)) * 1e9)
 
 
 def _ensure_topic(publisher: PublisherClient, path: str, report: ProvisionReport) -> None:
@@ -131,7 +135,11 @@ def _ensure_subscription(
     except exceptions.AlreadyExists:
         pass
     existing = subscriber.get_subscription(request={"subscription": spec["name"]})
-    fixed = [f for f in ("topic", "filter", "enable_message_ordering") if getattr(existing, f) != getattr(wanted, f)]
+    fixed = [
+        f
+        for f in ("topic", "filter", "enable_message_ordering")
+        if getattr(existing, f) != getattr(wanted, f)
+    ]
     if fixed:
         log.warning(
             "subscription differs in fields that cannot change in place; delete it to recreate",
@@ -145,4 +153,6 @@ def _ensure_subscription(
         request={"subscription": wanted, "update_mask": field_mask_pb2.FieldMask(paths=drifted)}
     )
     report.updated.append(spec["name"])
-    log.info("updated subscription", extra={"fields": {"subscription": spec["name"], "fields": drifted}})
+    log.info(
+        "updated subscription", extra={"fields": {"subscription": spec["name"], "fields": drifted}}
+    )

@@ -9,15 +9,15 @@ import concurrent.futures
 import json
 import random
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from shared import Publisher
-from shared.tools.dev import LocalSystem
 from shared.stores import open_store
 from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY
+from shared.tools.dev import LocalSystem
 from tests.conftest import REPO, wait_until
 from tests.functions.conftest import push_body
 
@@ -28,7 +28,7 @@ USERS = [f"user-{i}" for i in range(10)]
 
 def likes(count: int, seed: int = 1) -> list[PostLiked]:
     rng = random.Random(seed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return [
         PostLiked(post_id=f"post-{i}", liker_id=liker, author_id=author, liked_at=now)
         for i, (liker, author) in enumerate(rng.sample(USERS, 2) for _ in range(count))
@@ -43,9 +43,17 @@ def total_affinity(store) -> int:
 def system(project, tmp_path):
     running: list[LocalSystem] = []
 
-    def start(topology=TOPOLOGY, functions=("timeline_enrichment",), functions_dir=REPO / "functions"):
-        sys_ = LocalSystem(topology, project=project, store_url=f"sqlite:///{tmp_path / 'state.db'}",
-                           port_base=0, functions=list(functions), functions_dir=functions_dir)
+    def start(
+        topology=TOPOLOGY, functions=("timeline_enrichment",), functions_dir=REPO / "functions"
+    ):
+        sys_ = LocalSystem(
+            topology,
+            project=project,
+            store_url=f"sqlite:///{tmp_path / 'state.db'}",
+            port_base=0,
+            functions=list(functions),
+            functions_dir=functions_dir,
+        )
         running.append(sys_)
         sys_.start()
         return sys_
@@ -63,8 +71,12 @@ def test_a_consumer_that_is_down_loses_nothing(system, tmp_path, pull_all, proje
     Publisher(TOPOLOGY).publish_all(events)
     local.start_function("timeline_enrichment")
     store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
-    wait_until(lambda: total_affinity(store) >= 1000, timeout=180, interval=0.5,
-               what="1,000 likes applied after the outage")
+    wait_until(
+        lambda: total_affinity(store) >= 1000,
+        timeout=180,
+        interval=0.5,
+        what="1,000 likes applied after the outage",
+    )
     local.stop()
     assert total_affinity(store) == 1000
     expected: dict[tuple[str, str], int] = {}
@@ -76,25 +88,47 @@ def test_a_consumer_that_is_down_loses_nothing(system, tmp_path, pull_all, proje
     assert pull_all(project, "post-liked--timeline_enrichment--dlq", quiet=1) == []
 
 
-def test_poison_messages_dead_letter_in_one_attempt_while_good_ones_flow(system, tmp_path, pull_all, project) -> None:
+def test_poison_messages_dead_letter_in_one_attempt_while_good_ones_flow(
+    system, tmp_path, pull_all, project
+) -> None:
     system()
     publisher = Publisher(TOPOLOGY)
     topic = publisher.topic_path("post-liked")
-    base = {"ce-specversion": "1.0", "ce-source": "/tests", "ce-datacontenttype": "application/json"}
+    base = {
+        "ce-specversion": "1.0",
+        "ce-source": "/tests",
+        "ce-datacontenttype": "application/json",
+    }
     publisher.publish_all(likes(20, seed=2))
-    publisher.client.publish(topic, b"{oops", **base, **{"ce-id": "malformed", "ce-type": "post.liked.v1"}).result()
-    publisher.client.publish(topic, b"{}", **base, **{"ce-id": "unknown", "ce-type": "post.shared.v1"}).result()
+    publisher.client.publish(
+        topic, b"{oops", **base, **{"ce-id": "malformed", "ce-type": "post.liked.v1"}
+    ).result()
+    publisher.client.publish(
+        topic, b"{}", **base, **{"ce-id": "unknown", "ce-type": "post.shared.v1"}
+    ).result()
     publisher.publish_all(likes(20, seed=3))
-    letters = {m.attributes["ce-id"]: m for m in pull_all(project, "post-liked--timeline_enrichment--dlq", expect=2)}
+    letters = {
+        m.attributes["ce-id"]: m
+        for m in pull_all(project, "post-liked--timeline_enrichment--dlq", expect=2)
+    }
     assert set(letters) == {"malformed", "unknown"}
-    assert letters["malformed"].attributes["pubsubkit-dlq-reason"] == "post.liked.v1: message data is not JSON"
-    assert letters["unknown"].attributes["pubsubkit-dlq-reason"].startswith("unknown event type 'post.shared.v1'")
+    assert (
+        letters["malformed"].attributes["pubsubkit-dlq-reason"]
+        == "post.liked.v1: message data is not JSON"
+    )
+    assert (
+        letters["unknown"]
+        .attributes["pubsubkit-dlq-reason"]
+        .startswith("unknown event type 'post.shared.v1'")
+    )
     assert {m.attributes["pubsubkit-dlq-attempt"] for m in letters.values()} == {"1"}
     store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
     wait_until(lambda: total_affinity(store) == 40, timeout=60, what="the 40 good likes")
 
 
-def test_a_retryable_failure_succeeds_on_the_third_attempt_with_one_effect(system, tmp_path, project) -> None:
+def test_a_retryable_failure_succeeds_on_the_third_attempt_with_one_effect(
+    system, tmp_path, project
+) -> None:
     from tests.test_functions.flaky_likes.flaky_topology import TOPOLOGY as FLAKY
 
     system(FLAKY, functions=["flaky_likes"], functions_dir=REPO / "tests" / "test_functions")
@@ -111,7 +145,9 @@ def test_a_message_that_keeps_failing_is_dead_lettered_after_the_declared_attemp
     from tests.test_functions.flaky_likes.flaky_topology import TOPOLOGY as FLAKY
 
     system(FLAKY, functions=["flaky_likes"], functions_dir=REPO / "tests" / "test_functions")
-    doomed = PostLiked(post_id="doomed-1", liker_id="u1", author_id="u2", liked_at=datetime.now(timezone.utc))
+    doomed = PostLiked(
+        post_id="doomed-1", liker_id="u1", author_id="u2", liked_at=datetime.now(UTC)
+    )
     Publisher(FLAKY).publish(doomed, event_id="doomed").result()
     [letter] = pull_all(project, "post-liked--flaky_likes--dlq", expect=1, timeout=60)
     attempts = FLAKY.consumer("flaky_likes").max_delivery_attempts
@@ -119,24 +155,37 @@ def test_a_message_that_keeps_failing_is_dead_lettered_after_the_declared_attemp
     assert letter.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] == str(attempts)
 
 
-def test_two_instances_receiving_the_same_push_at_once_apply_it_once(system, tmp_path, project) -> None:
+def test_two_instances_receiving_the_same_push_at_once_apply_it_once(
+    system, tmp_path, project
+) -> None:
     """Two function processes share the store, as two Cloud Functions instances share Firestore."""
     local = system(functions=("timeline_enrichment",))
-    second = LocalSystem(TOPOLOGY, project=project, store_url=f"sqlite:///{tmp_path / 'state.db'}",
-                         port_base=0, functions=["timeline_enrichment"])
+    second = LocalSystem(
+        TOPOLOGY,
+        project=project,
+        store_url=f"sqlite:///{tmp_path / 'state.db'}",
+        port_base=0,
+        functions=["timeline_enrichment"],
+    )
     second.env = local.env
     second.start_function("timeline_enrichment")
     try:
-        body = json.dumps(push_body(likes(1)[0], subscription="post-liked--timeline_enrichment",
-                                    project=project)).encode()
-        urls = [local.functions["timeline_enrichment"].url, second.functions["timeline_enrichment"].url]
+        body = json.dumps(
+            push_body(likes(1)[0], subscription="post-liked--timeline_enrichment", project=project)
+        ).encode()
+        urls = [
+            local.functions["timeline_enrichment"].url,
+            second.functions["timeline_enrichment"].url,
+        ]
 
         def post(i: int) -> int:
-            request = urllib.request.Request(urls[i % 2], data=body, method="POST",
-                                             headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                urls[i % 2], data=body, method="POST", headers={"Content-Type": "application/json"}
+            )
             try:
                 with urllib.request.urlopen(request, timeout=30) as response:
-                    return response.status
+                    status: int = response.status
+                    return status
             except urllib.error.HTTPError as error:
                 return error.code
 
@@ -153,20 +202,35 @@ def test_two_instances_receiving_the_same_push_at_once_apply_it_once(system, tmp
 def test_the_system_runs_on_firestore_as_on_gcp(project, firestore_emulator) -> None:
     """The GCP store behind real function processes, on the Firestore emulator."""
     from shared.stores.firestore import FirestoreStore
-    from shared.system.events import UserUpdated
+    from shared.system.events import FieldChange, UserUpdated
 
-    local = LocalSystem(TOPOLOGY, project=project, store_url="firestore", port_base=0,
-                        functions=["timeline_enrichment", "audit_log"])
+    local = LocalSystem(
+        TOPOLOGY,
+        project=project,
+        store_url="firestore",
+        port_base=0,
+        functions=["timeline_enrichment", "audit_log"],
+    )
     local.start()
     try:
         publisher = Publisher(TOPOLOGY)
         publisher.publish_all(likes(30, seed=4))
         canary = "canary-0f4e@example.com"
-        publisher.publish(UserUpdated(user_id="u7", changed_by="u7", email=canary,
-                                      changes={"email": {"old": "x@example.com", "new": canary}})).result()
+        publisher.publish(
+            UserUpdated(
+                user_id="u7",
+                changed_by="u7",
+                email=canary,
+                changes={"email": FieldChange(old="x@example.com", new=canary)},
+            )
+        ).result()
         store = FirestoreStore(project=project)
-        wait_until(lambda: total_affinity(store) == 30 and len(store.query_audit()) == 31,
-                   timeout=60, interval=0.5, what="30 likes and 31 audit entries in Firestore")
+        wait_until(
+            lambda: total_affinity(store) == 30 and len(store.query_audit()) == 31,
+            timeout=60,
+            interval=0.5,
+            what="30 likes and 31 audit entries in Firestore",
+        )
         [entry] = store.query_audit(subject="u7")
         assert canary not in json.dumps(entry.data)
     finally:

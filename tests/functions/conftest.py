@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -43,18 +43,40 @@ def store(store_url):
     return open_store(store_url)
 
 
-def push_body(event: Event, *, subscription: str, project: str = "test-project", attempt: int = 1,
-              event_id: str | None = None, traceparent: str | None = None,
-              time: datetime | None = None, correlation_id: str | None = None) -> dict[str, Any]:
-    envelope = wire.new_envelope(event, source="/tests", event_id=event_id, time=time,
-                                   traceparent=traceparent, correlation_id=correlation_id)
+def push_body(
+    event: Event,
+    *,
+    subscription: str,
+    project: str = "test-project",
+    attempt: int = 1,
+    event_id: str | None = None,
+    traceparent: str | None = None,
+    time: datetime | None = None,
+    correlation_id: str | None = None,
+) -> dict[str, Any]:
+    envelope = wire.new_envelope(
+        event,
+        source="/tests",
+        event_id=event_id,
+        time=time,
+        traceparent=traceparent,
+        correlation_id=correlation_id,
+    )
     data, attributes = wire.encode(event, envelope)
-    return raw_push_body(data, attributes, subscription=subscription, project=project, attempt=attempt)
+    return raw_push_body(
+        data, attributes, subscription=subscription, project=project, attempt=attempt
+    )
 
 
-def raw_push_body(data: bytes, attributes: dict[str, str], *, subscription: str,
-                  project: str = "test-project", attempt: int = 1) -> dict[str, Any]:
-    now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+def raw_push_body(
+    data: bytes,
+    attributes: dict[str, str],
+    *,
+    subscription: str,
+    project: str = "test-project",
+    attempt: int = 1,
+) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     return {
         "message": {
             "data": base64.b64encode(data).decode(),
@@ -68,4 +90,5 @@ def raw_push_body(data: bytes, attributes: dict[str, str], *, subscription: str,
 
 
 def golden(name: str) -> dict[str, Any]:
-    return json.loads((GOLDEN / name).read_text())
+    payload: dict[str, Any] = json.loads((GOLDEN / name).read_text())
+    return payload

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from functions_framework import create_app
@@ -15,13 +15,14 @@ from tests.conftest import REPO
 from tests.functions.conftest import push_body
 
 FUNCTIONS = REPO / "tests" / "test_functions"
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def test_a_handler_naming_a_type_its_topics_do_not_carry_fails_at_import() -> None:
     with pytest.raises(Exception) as raised:  # noqa: PT011 - functions-framework may wrap it
         create_app(target="timeline_enrichment", source=str(FUNCTIONS / "wrong_type" / "main.py"))
-    chain, error = [], raised.value
+    chain: list[str] = []
+    error: BaseException | None = raised.value
     while error is not None:
         chain.append(str(error))
         error = error.__cause__ or error.__context__
@@ -41,9 +42,15 @@ def test_a_union_annotation_takes_its_members_and_dead_letters_the_rest(
     update = UserUpdated(user_id="u1", changed_by="u1", changes={"name": FieldChange(new="A")})
     order = OrderDispatched(order_id="o1", customer_id="c1", carrier="dhl", dispatched_at=NOW)
 
-    for event, subscription in ((like, "post-liked--audit_log"), (update, "user-updated--audit_log"),
-                                (order, "order-dispatched--audit_log")):  # fmt: skip
-        response = client.post("/", json=push_body(event, subscription=subscription, project=project))
+    deliveries = [
+        (like, "post-liked--audit_log"),
+        (update, "user-updated--audit_log"),
+        (order, "order-dispatched--audit_log"),
+    ]
+    for event, subscription in deliveries:
+        response = client.post(
+            "/", json=push_body(event, subscription=subscription, project=project)
+        )
         assert response.status_code == 204, response.data
 
     assert store.counters("typed_union", "post.liked.v1") == {"handled": 1}
@@ -51,5 +58,6 @@ def test_a_union_annotation_takes_its_members_and_dead_letters_the_rest(
     assert store.counters("typed_union", "order.dispatched.v1") == {}
     [letter] = pull_all(project, "order-dispatched--audit_log--dlq", expect=1)
     assert letter.attributes[wire.ATTR_DLQ_REASON].startswith(
-        "unsupported event type 'order.dispatched.v1'; audit_log accepts post.liked.v1, user.updated.v1"
+        "unsupported event type 'order.dispatched.v1'; "
+        "audit_log accepts post.liked.v1, user.updated.v1"
     )

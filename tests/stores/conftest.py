@@ -9,6 +9,7 @@ documents, and its collections are deleted afterwards.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,9 +72,7 @@ def _delete_collections(spec: StoreSpec) -> None:
     client = firestore.Client(project=spec.project)
     try:
         for name in ("claims", "audit", "counters", "applied"):
-            try:
+            with contextlib.suppress(NotFound):
                 client.recursive_delete(client.collection(f"{spec.prefix}_{name}"))
-            except NotFound:
-                pass
     finally:
         client.close()

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,9 @@ def no_project(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_without_a_project_the_store_says_how_to_configure_one(no_project: None) -> None:
-    with pytest.raises(ConfigurationError, match="set PUBSUB_PROJECT_ID .* or GOOGLE_CLOUD_PROJECT"):
+    with pytest.raises(
+        ConfigurationError, match=r"set PUBSUB_PROJECT_ID .* or GOOGLE_CLOUD_PROJECT"
+    ):
         FirestoreStore()
 
 
@@ -87,14 +90,17 @@ def test_a_given_client_is_used_and_left_open() -> None:
         def close(self) -> None:
             self.closed = True
 
-    client = Client()
-    store = FirestoreStore(client=client)  # type: ignore[arg-type]
+    fake = Client()
+    client: Any = fake  # stands in for a google.cloud.firestore.Client
+    store = FirestoreStore(client=client)
     assert store.project == "from-client" and store._client.get() is client
     store.close()
-    assert not client.closed
+    assert not fake.closed
 
 
-def test_a_subject_too_long_to_query_is_refused_before_any_io(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_subject_too_long_to_query_is_refused_before_any_io(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     store = FirestoreStore(project="p")
     monkeypatch.setattr(store._client, "get", lambda: pytest.fail("the store reached its database"))
     with pytest.raises(ValueError, match="subject must be at most 1500 bytes"):
@@ -110,44 +116,57 @@ def test_document_ids_are_valid_and_distinct(key: str) -> None:
     assert "/" not in encoded and encoded not in {".", ".."}
     assert not (encoded.startswith("__") and encoded.endswith("__"))
     assert 0 < len(encoded.encode()) <= 1500
-    others = {"a/b", "a%2Fb", ".", "%2E", "__x__", "%5F_x__", "#sha256:0", "ü" * 999, "x" * 999} - {key}
-    assert encoded not in {_doc_id(other) for other in others}
+    others = {"a/b", "a%2Fb", ".", "%2E", "__x__", "%5F_x__", "#sha256:0", "ü" * 999, "x" * 999}
+    assert encoded not in {_doc_id(other) for other in others - {key}}
     assert _doc_id("a:b") != _doc_id("a", "b")
 
 
 # -- the documents, as TTL policies and indexes see them -----------------------------------------
 
 
-def raw(spec: StoreSpec, collection: str) -> list[dict]:
+def raw(spec: StoreSpec, collection: str) -> list[dict[str, Any]]:
     from google.cloud import firestore
 
     client = firestore.Client(project=spec.project)
     try:
-        return [d.to_dict() for d in client.collection(f"{spec.prefix}_{collection}").stream()]
+        # A streamed snapshot always exists, so to_dict() is never None here.
+        return [
+            d.to_dict() or {} for d in client.collection(f"{spec.prefix}_{collection}").stream()
+        ]
     finally:
         client.close()
 
 
 @pytest.mark.firestore
 @pytest.mark.parametrize("spec", ["firestore"], indirect=True)
-def test_done_claims_and_applied_tokens_expire_after_the_retention(spec: StoreSpec, store: Store) -> None:
+def test_done_claims_and_applied_tokens_expire_after_the_retention(
+    spec: StoreSpec, store: Store
+) -> None:
     store.claim("k", 60)
     [claim] = raw(spec, "claims")
-    assert claim["expire_at"] == datetime.fromtimestamp(START + 60, timezone.utc)  # the lease's end
+    assert claim["expire_at"] == datetime.fromtimestamp(START + 60, UTC)  # the lease's end
     store.complete("k")
     store.increment("likes", "post/1", "count", once="e1")
-    retained = datetime.fromtimestamp(START + DONE_RETENTION, timezone.utc)
+    retained = datetime.fromtimestamp(START + DONE_RETENTION, UTC)
     assert [d["expire_at"] for d in raw(spec, "claims") + raw(spec, "applied")] == [retained] * 2
 
 
 @pytest.mark.firestore
 @pytest.mark.parametrize("spec", ["firestore"], indirect=True)
-def test_audit_entries_are_documents_with_timestamps_and_a_data_map(spec: StoreSpec, store: Store) -> None:
-    time = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+def test_audit_entries_are_documents_with_timestamps_and_a_data_map(
+    spec: StoreSpec, store: Store
+) -> None:
+    time = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
     store.record_audit(
-        AuditEntry("e1", "t", "s", time, "order/1", "alice", None, {"a": {"b": [1]}}, time + timedelta(1))
+        AuditEntry(
+            "e1", "t", "s", time, "order/1", "alice", None, {"a": {"b": [1]}}, time + timedelta(1)
+        )
     )
     [document] = raw(spec, "audit")
     assert document["time"] == time and isinstance(document["time"], datetime)
     assert document["data"] == {"a": {"b": [1]}}
-    assert (document["subject"], document["actor"], document["event_id"]) == ("order/1", "alice", "e1")
+    assert (document["subject"], document["actor"], document["event_id"]) == (
+        "order/1",
+        "alice",
+        "e1",
+    )

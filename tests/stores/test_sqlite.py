@@ -26,7 +26,9 @@ def test_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> Non
     for round_ in range(5):
         path = str(tmp_path / f"state-{round_}.db")
         barrier, results = context.Barrier(3), context.Queue()
-        processes = [context.Process(target=_open_and_claim, args=(path, barrier, results)) for _ in range(3)]
+        processes = [
+            context.Process(target=_open_and_claim, args=(path, barrier, results)) for _ in range(3)
+        ]
         for process in processes:
             process.start()
         for process in processes:

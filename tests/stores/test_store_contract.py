@@ -10,7 +10,7 @@ import multiprocessing
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import pytest
@@ -21,7 +21,7 @@ from tests.stores._support import FakeClock, StoreSpec, claim_in_process
 T = TypeVar("T")
 
 LEASE = 60.0  # seconds
-T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 ODD_KEYS = [
     "orders/42/lines/7",  # "/" separates Firestore path segments
     "a%2Fb",  # what "a/b" percent-encodes to: must stay a different key
@@ -137,7 +137,9 @@ def test_exactly_one_of_many_threads_acquires(store: Store) -> None:
     assert sorted(a.name for a in answers) == ["ACQUIRED"] + ["BUSY"] * 9
 
 
-def test_exactly_one_of_many_threads_takes_over_an_expired_lease(store: Store, clock: FakeClock) -> None:
+def test_exactly_one_of_many_threads_takes_over_an_expired_lease(
+    store: Store, clock: FakeClock
+) -> None:
     store.claim("race", LEASE)
     clock.advance(LEASE + 1)
     answers = at_once(10, lambda _: store.claim("race", LEASE))
@@ -197,7 +199,13 @@ def test_audit_entry_round_trips_exactly(store: Store) -> None:
 
 def test_audit_data_without_a_document_form_still_round_trips(store: Store) -> None:
     # JSON allows what a Firestore map does not: arrays in arrays, reserved or empty keys, big ints.
-    data = {"matrix": [[1, 2], [3]], "__meta__": {"v": 1}, "": "empty key", "big": 2**70, "map": {"a.b": 1}}
+    data = {
+        "matrix": [[1, 2], [3]],
+        "__meta__": {"v": 1},
+        "": "empty key",
+        "big": 2**70,
+        "map": {"a.b": 1},
+    }
     store.record_audit(entry("e1", data=data))
     assert store.query_audit()[0].data == data
 
@@ -249,9 +257,9 @@ def test_query_audit_since_is_inclusive_and_until_exclusive(audit_log: Store) ->
 
 def test_query_audit_combines_every_criterion(audit_log: Store) -> None:
     assert ids(audit_log.query_audit(subject="order/1", actor="alice")) == ["e1", "e2a"]
-    assert ids(audit_log.query_audit(subject="order/1", actor="alice", since=at(5), until=at(30))) == [
-        "e2a"
-    ]
+    assert ids(
+        audit_log.query_audit(subject="order/1", actor="alice", since=at(5), until=at(30))
+    ) == ["e2a"]
     assert ids(audit_log.query_audit(actor="bob", since=at(15))) == ["e3"]
 
 
@@ -310,8 +318,12 @@ def test_counters_of_an_unknown_key_are_empty(store: Store) -> None:
         pytest.param(lambda s: s.complete(""), id="complete"),
         pytest.param(lambda s: s.release(""), id="release"),
         pytest.param(lambda s: s.record_audit(entry("")), id="record_audit"),
-        pytest.param(lambda s: s.increment("likes", "post/1", "count", once=""), id="increment-once"),
-        pytest.param(lambda s: s.increment("", "post/1", "count", once="e1"), id="increment-collection"),
+        pytest.param(
+            lambda s: s.increment("likes", "post/1", "count", once=""), id="increment-once"
+        ),
+        pytest.param(
+            lambda s: s.increment("", "post/1", "count", once="e1"), id="increment-collection"
+        ),
         pytest.param(lambda s: s.increment("likes", "", "count", once="e1"), id="increment-key"),
         pytest.param(lambda s: s.increment("likes", "post/1", "", once="e1"), id="increment-field"),
         pytest.param(lambda s: s.counters("likes", ""), id="counters-key"),
@@ -330,9 +342,9 @@ def test_odd_keys_are_distinct_claim_keys(store: Store) -> None:
     for key in ODD_KEYS:
         assert store.claim(key, LEASE) is ClaimState.ACQUIRED, key
     store.complete(ODD_KEYS[0])
-    assert [store.claim(key, LEASE) for key in ODD_KEYS] == [ClaimState.DONE] + [ClaimState.BUSY] * (
-        len(ODD_KEYS) - 1
-    )
+    assert [store.claim(key, LEASE) for key in ODD_KEYS] == [ClaimState.DONE] + [
+        ClaimState.BUSY
+    ] * (len(ODD_KEYS) - 1)
     store.release(ODD_KEYS[1])
     assert store.claim(ODD_KEYS[1], LEASE) is ClaimState.ACQUIRED
 

@@ -14,7 +14,9 @@ app = consumer(TOPOLOGY, "flaky_likes")
 @app.handler
 def flaky_likes(event: PostLiked, delivery: Delivery) -> None:
     attempt = delivery.attempt or 0
-    app.store.increment("attempts", event.post_id, str(attempt), once=f"{delivery.event_id}/{attempt}")
+    app.store.increment(
+        "attempts", event.post_id, str(attempt), once=f"{delivery.event_id}/{attempt}"
+    )
     if attempt < 3 or event.post_id.startswith("doomed-"):
         raise RetryableError(f"dependency unavailable on attempt {attempt}")
     app.store.increment("applied", event.post_id, "count", once=delivery.event_id)
