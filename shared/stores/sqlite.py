@@ -3,7 +3,7 @@
 Used by local runs and tests. Write-ahead logging lets the functions served by
 ``pubsub-kit dev`` (separate processes) and the demo's report read and write the same file;
 every check-then-write happens inside ``BEGIN IMMEDIATE``, so two processes racing for one
-claim cannot both win.
+claim cannot both win, while reads (audit queries, counters) take no lock at all.
 """
 
 from __future__ import annotations
@@ -127,6 +127,19 @@ class SqliteStore(Store):
         else:
             yield from self._in_transaction(self._connection())
 
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A connection for reads: no write lock, so an audit query never stalls a handler.
+
+        In WAL mode a reader sees the last committed state and neither waits for a writer nor
+        blocks one; each statement runs in its own implicit read transaction.
+        """
+        if self.path == ":memory:":
+            with self._shared_lock:
+                yield self._connection()
+        else:
+            yield self._connection()
+
     @staticmethod
     def _in_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         db.execute("BEGIN IMMEDIATE")
@@ -218,7 +231,7 @@ class SqliteStore(Store):
             clauses.append("time < ?")
             params.append(_iso(until))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._transaction() as db:
+        with self._read() as db:
             rows = db.execute(
                 f"SELECT * FROM audit {where} ORDER BY time, event_id LIMIT ?", (*params, limit)
             ).fetchall()
@@ -263,7 +276,7 @@ class SqliteStore(Store):
     def counters(self, collection: str, key: str) -> dict[str, int]:
         check_key("counter collection", collection)
         check_key("counter key", key)
-        with self._transaction() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT field, value FROM counters WHERE collection = ? AND key = ? ORDER BY field",
                 (collection, key),

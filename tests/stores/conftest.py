@@ -62,7 +62,7 @@ def forbid_io(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     if type(store).__name__ == "FirestoreStore":
         monkeypatch.setattr(store._client, "get", io)  # type: ignore[attr-defined]
     else:
-        monkeypatch.setattr(store, "_transaction", io)
+        monkeypatch.setattr(store, "_connection", io)
 
 
 def _delete_collections(spec: StoreSpec) -> None:

@@ -35,3 +35,53 @@ def test_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> Non
             process.join(60)
         answers = sorted(results.get(timeout=5) for _ in processes)
         assert answers == ["acquired", "busy", "busy"], answers
+
+
+def test_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """An audit query or a counter read while a handler holds the write lock answers at once.
+
+    Before, reads ran inside BEGIN IMMEDIATE and waited up to the 30 s busy timeout.
+    """
+    import sqlite3
+    import threading
+
+    from shared.stores.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "state.db")
+    store.increment("likes", "p1", "count", once="e1")
+    writer = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a handler mid-claim, holding the write lock
+    answers: list[object] = []
+    reader = threading.Thread(
+        target=lambda: answers.extend([store.counters("likes", "p1"), store.query_audit()])
+    )
+    try:
+        reader.start()
+        reader.join(10)  # far below the busy timeout a locked read would wait
+        assert answers == [{"count": 1}, []], "reads waited for the writer's lock"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        reader.join(60)
+        store.close()
+
+
+def test_close_closes_every_threads_connection(tmp_path: Path) -> None:
+    import sqlite3
+    import threading
+
+    from shared.stores.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "state.db")
+    seen: list[sqlite3.Connection] = []
+    worker = threading.Thread(target=lambda: seen.append(store._connection()))
+    worker.start()
+    worker.join(10)
+    mine = store._connection()
+    store.close()
+    for connection in (*seen, mine):
+        try:
+            connection.execute("SELECT 1")
+        except sqlite3.ProgrammingError:
+            continue  # closed, as it should be
+        raise AssertionError("a connection was left open by close()")
