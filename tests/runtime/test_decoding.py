@@ -1,0 +1,50 @@
+"""The decode step: wire format in, typed event and envelope out; the unreadable is rejected."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.runtime import Outcome
+from shared.runtime.decoding import Decode
+from shared.system.events import PostLiked
+from tests.runtime._support import CANARY, TWO_TOPICS, Rest, encoded, inflight, like, raw
+
+DECODE = Decode(TWO_TOPICS.registry)
+LIKED = {"ce-id": "e1", "ce-source": "/t", "ce-type": "post.liked.v1"}
+
+
+def test_the_next_step_gets_the_typed_event_and_its_envelope():
+    rest = Rest()
+    message = inflight(encoded(like("p9"), event_id="e9", correlation_id="c1"))
+    assert DECODE(message, rest).outcome is Outcome.HANDLED
+    [passed] = rest.seen
+    event, envelope = passed.decoded
+    assert isinstance(event, PostLiked) and event.post_id == "p9"
+    assert (envelope.id, envelope.correlation_id) == ("e9", "c1")
+    assert passed.raw is message.raw
+
+
+@pytest.mark.parametrize(
+    ("data", "attributes", "reason"),
+    [
+        (b"{nope", LIKED, "post.liked.v1: message data is not JSON"),
+        (b"{}", {**LIKED, "ce-type": "post.unliked.v1"}, "unknown event type 'post.unliked.v1'"),
+        (b"{}", {"ce-type": "post.liked.v1"}, "message is not a CloudEvent: missing attribute"),
+        (
+            json.dumps({"post_id": "p1", "liker_id": CANARY}).encode(),
+            LIKED,
+            "post.liked.v1: data does not fit the model (author_id",
+        ),
+    ],
+)
+def test_what_cannot_be_decoded_is_rejected_with_the_reason_and_goes_no_further(
+    data, attributes, reason
+):
+    rest = Rest()
+    result = DECODE(inflight(raw(data, attributes)), rest)
+    assert result.outcome is Outcome.REJECTED
+    assert (result.reason or "").startswith(reason)
+    assert CANARY not in (result.reason or "")
+    assert not rest.called
