@@ -105,7 +105,7 @@ class Consumer:
         filter: a Pub/Sub filter on attributes. GCP applies it; the runtime applies it too,
             because the emulator ignores filters.
         ordered: deliver messages with the same ordering key in order.
-        max_event_age: seconds; older events are acknowledged without running the handler
+        max_event_age: seconds; older events are dead-lettered without running the handler
             (``None``: no limit).
         publishes: topic names the consumer publishes to (for its IAM grants).
         uses_store: whether it keeps state (idempotency, audit): grants Firestore access.

@@ -186,5 +186,6 @@ def _format_time(value: datetime) -> str:
 
 
 def _parse_time(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    # RFC 3339 lets the "T" and "Z" be lower case; fromisoformat takes neither in lower case.
+    parsed = datetime.fromisoformat(value.upper())
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -156,6 +156,7 @@ def test_ce_time_is_written_in_utc_whatever_zone_it_was_given_in(when) -> None:
         "2026-01-31T14:00:00+02:00",  # an offset keeps the instant
         "2026-01-31T12:00:00",  # no zone: UTC
         "2026-01-31T12:00:00.000000999Z",  # nanoseconds, as Go's RFC3339Nano writes
+        "2026-01-31t12:00:00z",  # RFC 3339 allows lower case
     ],
 )
 def test_ce_time_is_read_as_an_instant_in_any_rfc_3339_form(ce_time) -> None:

@@ -36,7 +36,11 @@ class Claim:
             return Result(Outcome.DUPLICATE)
         if state is ClaimState.BUSY:
             return Result(Outcome.BUSY, "another instance is handling this event")
-        result = call_next(message)
+        try:
+            result = call_next(message)
+        except BaseException:
+            store.release(key)  # a step that raised must not hold the event until the lease ends
+            raise
         if result.outcome is Outcome.HANDLED:
             store.complete(key)
         else:
