@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.system.events import PostLiked
 from shared.tools import emulator as emulators
+from shared.tools import ports
 
 # Every topic the bench declares has this in its name, and so has every subscription on one.
 BENCH_MARK = "bench-"
@@ -60,7 +61,8 @@ def delete_bench_resources(project: str) -> int:
     return deleted
 
 
-free_port = emulators.free_port
+def free_port() -> int:
+    return ports.free_ports()[0]
 
 
 def likes(count: int) -> list[PostLiked]:

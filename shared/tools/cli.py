@@ -17,11 +17,13 @@ or ``PUBSUB_KIT_TOPOLOGY``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from shared.config import project_root
@@ -207,13 +209,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        topology = load_topology(args.topology)
-        return _run(args, topology)
+        with _stop_signals_interrupt():
+            topology = load_topology(args.topology)
+            return _run(args, topology)
     except ToolkitError as exc:
         print(f"pubsub-kit: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP (``kill``, ``timeout``, a closed terminal, a container stop) stop a
+    command the way Ctrl-C does, so ``dev`` and ``demo`` stop the functions they started and
+    free their ports instead of dying with them still listening."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 _Command = Callable[[argparse.Namespace, Topology], int]

@@ -20,7 +20,6 @@ import http.client
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +32,7 @@ from shared.config import project_root
 from shared.delivery import RawMessage
 from shared.errors import ConfigurationError
 from shared.push import to_push_body
+from shared.tools import ports
 from shared.tools.emulator import emulator
 from shared.tools.provision import provision
 from shared.topology import Topology
@@ -43,22 +43,6 @@ log = logging.getLogger("pubsub_kit.dev")
 ROOT = project_root()
 STATE_DIR = ROOT / ".pubsub-kit"
 _DEFAULT_WORKER_SETTINGS = WorkerSettings()
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def free_port(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 @dataclasses.dataclass
@@ -76,10 +60,11 @@ class FunctionProcess:
         return f"http://127.0.0.1:{self.port}/"
 
     def start(self, on_line: Callable[[str, str], None]) -> None:
-        if not free_port(self.port):
+        if ports.listening(self.port):
+            taken_by = ports.holder(self.port)
             raise ConfigurationError(
-                f"port {self.port} for function {self.name} is already in use; "
-                "pass another --port-base"
+                f"port {self.port} for function {self.name} is already in use"
+                f"{' by ' + taken_by if taken_by else ''}; stop it or pass another --port-base"
             )
         source = self.functions_dir / self.name / "main.py"
         self.process = subprocess.Popen(
@@ -115,7 +100,7 @@ class FunctionProcess:
                     f"function {self.name} exited with {self.process.returncode} while starting; "
                     "see its log lines above"
                 )
-            if not free_port(self.port):
+            if ports.listening(self.port):
                 return
             time.sleep(0.1)
         raise ConfigurationError(
@@ -232,12 +217,14 @@ class LocalSystem:
         self.on_line = on_line or (lambda name, line: None)
         self.settings = settings
         names = functions or sorted(topology.consumers)
-        ports = (
-            _free_ports(len(names)) if port_base == 0 else range(port_base, port_base + len(names))
+        numbers = (
+            ports.free_ports(len(names))
+            if port_base == 0
+            else range(port_base, port_base + len(names))
         )
         self.functions = {
             name: FunctionProcess(name, port, {}, functions_dir)
-            for name, port in zip(names, ports, strict=True)
+            for name, port in zip(names, numbers, strict=True)
         }
         self._stopping = threading.Event()
         self._pusher = HttpPusher(self._stopping)

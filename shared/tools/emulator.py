@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from shared.config import project_root
 from shared.errors import ConfigurationError
+from shared.tools import ports
 
 HOST_VARIABLES = {"pubsub": "PUBSUB_EMULATOR_HOST", "firestore": "FIRESTORE_EMULATOR_HOST"}
 
@@ -93,7 +93,7 @@ def emulator(which: str = "pubsub", *, private: bool = False) -> Iterator[str]:
         if private:
             state = stack.enter_context(tempfile.TemporaryDirectory(prefix="pubsub-kit-emu-"))
             os.environ["EMULATOR_STATE_DIR"] = state  # emulator.sh keeps pid, port and log here
-            os.environ[port_variable] = str(free_port())
+            os.environ[port_variable] = str(ports.free_ports()[0])
         was_running = running(which)
         host = start(which)[variable]
         os.environ[variable] = host
@@ -107,10 +107,3 @@ def emulator(which: str = "pubsub", *, private: bool = False) -> Iterator[str]:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
