@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from shared import wire
 from shared.delivery import RawMessage
 from shared.events import Event
-from shared.runtime import Handler, Outcome, Pipeline, Result
+from shared.runtime import DeadLetterSink, Handler, Outcome, Pipeline, Result
 from shared.stores.base import Store
 from shared.stores.sqlite import SqliteStore
 from shared.topology import Topology
@@ -41,12 +41,19 @@ class DeadLetterRecord:
 
 
 class RecordingSink:
-    """A :class:`~shared.runtime.DeadLetterSink` that keeps what it is sent in :attr:`sent`."""
+    """A :class:`~shared.runtime.DeadLetterSink` that keeps what it is sent in :attr:`sent`.
 
-    def __init__(self) -> None:
+    Args:
+        forward: a sink that gets each dead letter first; what it refuses (raises) is not kept.
+    """
+
+    def __init__(self, forward: DeadLetterSink | None = None) -> None:
+        self.forward = forward
         self.sent: list[DeadLetterRecord] = []
 
     def send(self, raw: RawMessage, subscription: str, reason: str) -> str:
+        if self.forward is not None:
+            self.forward.send(raw, subscription, reason)
         self.sent.append(DeadLetterRecord(subscription, reason, raw))
         return f"dead-letter-{len(self.sent)}"
 
@@ -60,6 +67,9 @@ class HandlerHarness:
         handler: ``handler(event)`` or ``handler(event, delivery)``.
         store: defaults to a private in-memory SQLite store (``harness.store``).
         accepts: the event models the handler supports (as in ``ConsumerApp.handler``).
+        dead_letter_sink: also sent every dead letter, before it is recorded in
+            ``harness.dead_letters``; one that raises ``PublishError`` shows what happens when
+            the dead-letter topic is unreachable (``DEAD_LETTER_FAILED``, nothing recorded).
     """
 
     def __init__(
@@ -70,10 +80,11 @@ class HandlerHarness:
         *,
         store: Store | None = None,
         accepts: Iterable[type[Event]] | None = None,
+        dead_letter_sink: DeadLetterSink | None = None,
     ) -> None:
         self.topology = topology
         self.store = store or SqliteStore(":memory:")
-        self._sink = RecordingSink()
+        self._sink = RecordingSink(forward=dead_letter_sink)
         self.pipeline = Pipeline(
             topology,
             consumer,
