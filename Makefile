@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo dev test lint mutation bench package export install clean
+.PHONY: demo dev test lint mutation bench package export install checkov clean
 
 demo: install  ## run the whole system on the emulator, publish demo events, show results
 	$(BIN)/pubsub-kit demo
@@ -12,7 +12,7 @@ demo: install  ## run the whole system on the emulator, publish demo events, sho
 dev: install  ## run every function locally until Ctrl-C
 	$(BIN)/pubsub-kit dev
 
-test: install  ## the test suite, emulators included (started through emulator.sh)
+test: install checkov  ## the test suite, emulators included (started through emulator.sh)
 	$(BIN)/python -m pytest
 
 # mypy's own run (files in pyproject.toml) leaves out the function folders: each folder's main.py
@@ -55,6 +55,20 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $@
 
+# checkov, the Terraform scanner tests/test_checkov.py runs over infra/, gets a virtual environment
+# of its own: it depends on bc-python-hcl2, which installs a module named `hcl2` over the
+# python-hcl2 the infra tests use, and it pins an older packaging than ours (~15 s to install).
+CHECKOV_VENV    := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+
+checkov: $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)  ## the pinned checkov, in .venv-checkov
+
+$(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "checkov==$(CHECKOV_VERSION)"
+	touch $@
+
 clean:
 	./emulator.sh stop all
-	rm -rf $(VENV) .pubsub-kit dist-functions .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .pubsub-kit dist-functions .pytest_cache

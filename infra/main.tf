@@ -11,6 +11,13 @@ provider "google" {
   default_labels = merge({ app = "pubsub-kit" }, var.labels)
 }
 
+# Used for one resource only: google_project_service_identity (the Pub/Sub service agent), which
+# the GA provider does not have at either end of the supported range (see docs/deploy.md).
+provider "google-beta" {
+  project = var.project_id
+  region  = var.region
+}
+
 locals {
   topology           = jsondecode(file("${path.module}/topology.json"))
   topics             = local.topology.topics
@@ -27,7 +34,6 @@ locals {
     "cloudbuild.googleapis.com",       # function builds
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com", # project lookup and project-level IAM
-    "eventarc.googleapis.com",             # for --trigger-topic deployments of the same entry points
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
@@ -37,8 +43,19 @@ locals {
   ]) : toset([])
 
   # Pub/Sub's own identity in this project: it forwards messages to dead-letter topics and signs
-  # the OIDC tokens of push requests.
+  # the OIDC tokens of push requests. Every grant to it depends on
+  # google_project_service_identity.pubsub, which makes sure it exists first.
   pubsub_service_agent = "service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+  # The one database the store uses; the functions' Firestore grant is conditioned on it.
+  firestore_database = "(default)"
+
+  # Cloud Build builds every function as this account: the one given, or the one created here.
+  build_service_account = (
+    var.build_service_account != null
+    ? var.build_service_account
+    : google_service_account.build[var.build_account_id].id
+  )
 
   source_bucket_name = coalesce(var.source_bucket_name, "${var.project_id}-pubsub-kit-sources")
 
@@ -67,6 +84,18 @@ data "google_project" "this" {
   depends_on = [google_project_service.this]
 }
 
+# Pub/Sub creates its service agent lazily; granting a role to it before it exists fails with
+# "service account ... does not exist". Asking Service Usage for the identity creates it (and
+# returns at once when it exists), so the grants to it can run on the first apply.
+resource "google_project_service_identity" "pubsub" {
+  provider = google-beta
+
+  project = var.project_id
+  service = "pubsub.googleapis.com"
+
+  depends_on = [google_project_service.this]
+}
+
 # --- Firestore (idempotency keys, audit log) -------------------------------------------------
 
 resource "google_firestore_database" "this" {
@@ -83,15 +112,19 @@ resource "google_firestore_database" "this" {
 }
 
 # Firestore deletes expired claims and applied tokens by itself (within about a day of expiry).
+# The empty index_config drops the field's single-field indexes, as Firestore advises for TTL
+# fields: a timestamp that only grows makes index hotspots on write, and nothing queries it.
 resource "google_firestore_field" "expire_at" {
   for_each = local.ttl_collections
 
   project    = var.project_id
-  database   = "(default)"
+  database   = local.firestore_database
   collection = each.key
   field      = "expire_at"
 
   ttl_config {}
+
+  index_config {}
 
   depends_on = [google_project_service.this, google_firestore_database.this]
 }
@@ -111,7 +144,7 @@ resource "google_firestore_index" "audit" {
   for_each = local.audit_indexes
 
   project    = var.project_id
-  database   = "(default)"
+  database   = local.firestore_database
   collection = "${var.store_collection_prefix}_audit"
 
   dynamic "fields" {
@@ -172,6 +205,36 @@ resource "google_service_account_iam_member" "push_token_creator" {
   service_account_id = google_service_account.push_invoker.name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = "serviceAccount:${local.pubsub_service_agent}"
+
+  depends_on = [google_project_service_identity.pubsub]
+}
+
+# --- build identity --------------------------------------------------------------------------
+
+# Since mid-2024 new projects build functions with a default account that may lack the
+# permissions to do so. Unless var.build_service_account names one, every function is built as
+# this account, which holds only roles/run.builder ("Can build Cloud Run functions and source
+# deployed services": read the source archive, push the image to Artifact Registry, write
+# build logs).
+resource "google_service_account" "build" {
+  for_each = var.build_service_account == null ? toset([var.build_account_id]) : toset([])
+
+  project      = var.project_id
+  account_id   = each.key
+  display_name = "pubsub-kit function builds"
+  description  = "Cloud Build identity of the pubsub-kit functions (build_config.service_account); holds roles/run.builder on the project, nothing else."
+
+  depends_on = [google_project_service.this]
+}
+
+# On the project: the build creates the Artifact Registry repository (gcf-artifacts) and its
+# log entries itself, so there is no narrower resource to grant on beforehand.
+resource "google_project_iam_member" "build" {
+  for_each = google_service_account.build
+
+  project = var.project_id
+  role    = "roles/run.builder"
+  member  = each.value.member
 }
 
 # --- topics and consumers --------------------------------------------------------------------
@@ -234,11 +297,19 @@ module "consumer" {
   pubsub_service_agent    = local.pubsub_service_agent
   ingress_settings        = var.function_ingress_settings
   environment             = var.function_environment
+  firestore_database      = local.firestore_database
   store_collection_prefix = var.store_collection_prefix
-  build_service_account   = var.build_service_account
+  build_service_account   = local.build_service_account
 
   subscription_retention_duration = var.subscription_retention_duration
   dead_letter_retention_duration  = var.dead_letter_retention_duration
 
-  depends_on = [google_project_service.this, google_firestore_database.this]
+  # The service agent must exist before anything is granted to it, and a build must find its
+  # account's role in place.
+  depends_on = [
+    google_project_service.this,
+    google_firestore_database.this,
+    google_project_service_identity.pubsub,
+    google_project_iam_member.build,
+  ]
 }

@@ -58,3 +58,8 @@ output "firestore_database" {
   description = "Firestore database the store uses (\"(default)\"), or null when no consumer uses the store."
   value       = local.uses_store ? "(default)" : null
 }
+
+output "build_service_account" {
+  description = "Service account Cloud Build builds the functions as (projects/PROJECT/serviceAccounts/EMAIL): var.build_service_account, or the account created with roles/run.builder."
+  value       = local.build_service_account
+}

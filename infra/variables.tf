@@ -60,14 +60,15 @@ variable "source_bucket_force_destroy" {
 
 variable "function_ingress_settings" {
   description = <<-EOT
-    Ingress of every function. ALLOW_ALL keeps the URL reachable, but no request runs without an
-    identity holding roles/run.invoker, which only the push service account has. Cloud Run's
-    documentation counts Pub/Sub push from the same project as internal traffic, so
-    ALLOW_INTERNAL_ONLY should let push delivery through while refusing every caller outside the
-    project; check a delivery after switching.
+    Ingress of every function. ALLOW_INTERNAL_ONLY (the default) is what push needs: Cloud Run
+    counts Pub/Sub push from the same project to the function's run.app URL as internal
+    traffic, and refuses every caller outside the project (or its VPC Service Controls
+    perimeter) before authentication. ALLOW_ALL opens the URL to the internet (requests still
+    need an identity holding roles/run.invoker, which only the push account has), for example to
+    call a function by hand with curl; ALLOW_INTERNAL_AND_GCLB adds an external load balancer.
   EOT
   type        = string
-  default     = "ALLOW_ALL"
+  default     = "ALLOW_INTERNAL_ONLY"
 
   validation {
     condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.function_ingress_settings)
@@ -91,13 +92,24 @@ variable "function_environment" {
 }
 
 variable "build_service_account" {
-  description = "Service account Cloud Build uses to build the functions, as projects/PROJECT/serviceAccounts/EMAIL; null: the project's default build service account."
+  description = "Service account Cloud Build uses to build the functions, as projects/PROJECT/serviceAccounts/EMAIL (it must hold roles/run.builder, and the deploying identity iam.serviceAccounts.actAs on it); null: a dedicated account (build_account_id) is created and granted roles/run.builder on the project."
   type        = string
   default     = null
 
   validation {
     condition     = var.build_service_account == null || can(regex("^projects/[^/]+/serviceAccounts/[^/]+@[^/]+$", var.build_service_account))
     error_message = "build_service_account must look like projects/PROJECT/serviceAccounts/EMAIL."
+  }
+}
+
+variable "build_account_id" {
+  description = "Account id of the build service account created when build_service_account is null."
+  type        = string
+  default     = "pubsub-kit-build"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.build_account_id))
+    error_message = "build_account_id must be 6-30 lower-case letters, digits and hyphens, starting with a letter."
   }
 }
 
@@ -188,9 +200,9 @@ variable "firestore_deletion_policy" {
 }
 
 variable "firestore_delete_protection" {
-  description = "Enable Firestore delete protection (the database cannot be deleted by anyone until it is turned off)."
+  description = "Firestore delete protection: nobody can delete the database (which holds the audit log) until it is turned off. On by default; see docs/deploy.md to tear down."
   type        = bool
-  default     = false
+  default     = true
 }
 
 variable "store_collection_prefix" {

@@ -39,13 +39,20 @@ resource "google_service_account" "function" {
   description  = "Runtime identity of the ${local.function_name} function (managed by pubsub-kit Terraform)."
 }
 
-# Firestore (idempotency keys, audit log). datastore.user exists only at project level.
+# Firestore (idempotency keys, audit log). datastore.user is granted on the project (Firestore
+# has no IAM policy of its own), so a condition narrows it to the one database the store uses.
 resource "google_project_iam_member" "function" {
   for_each = local.project_roles
 
   project = var.project_id
   role    = each.key
   member  = google_service_account.function.member
+
+  condition {
+    title       = "pubsub-kit store database only"
+    description = "Firestore database ${var.firestore_database} of the pubsub-kit store, no other."
+    expression  = "resource.name == \"projects/${var.project_id}/databases/${var.firestore_database}\""
+  }
 }
 
 # Topics the handler publishes follow-up events to.

@@ -115,9 +115,9 @@ variable "pubsub_service_agent" {
 }
 
 variable "ingress_settings" {
-  description = "Function ingress: ALLOW_ALL (reachable on its URL, but every request still needs an identity with roles/run.invoker), ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  description = "Function ingress: ALLOW_INTERNAL_ONLY (Pub/Sub push from the same project to the run.app URL counts as internal), ALLOW_INTERNAL_AND_GCLB, or ALLOW_ALL (reachable on its URL; every request still needs an identity with roles/run.invoker)."
   type        = string
-  default     = "ALLOW_ALL"
+  default     = "ALLOW_INTERNAL_ONLY"
 
   validation {
     condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress_settings)
@@ -129,6 +129,17 @@ variable "environment" {
   description = "Environment variables set on the function besides those from the topology (the topology's win on a clash; the project id and store variables are always set by this module)."
   type        = map(string)
   default     = {}
+}
+
+variable "firestore_database" {
+  description = "Id of the Firestore database the store uses (\"(default)\"); the function's roles/datastore.user grant is conditioned on it."
+  type        = string
+  default     = "(default)"
+
+  validation {
+    condition     = var.firestore_database == "(default)" || can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.firestore_database))
+    error_message = "firestore_database must be \"(default)\" or a database id: 4-63 lower-case letters, digits and hyphens, starting with a letter."
+  }
 }
 
 variable "store_collection_prefix" {
@@ -160,7 +171,7 @@ variable "dead_letter_retention_duration" {
 }
 
 variable "build_service_account" {
-  description = "Fully-qualified service account Cloud Build uses to build the function (projects/P/serviceAccounts/EMAIL), or null for the project's default build account."
+  description = "Fully-qualified service account Cloud Build uses to build the function (projects/P/serviceAccounts/EMAIL); it must hold roles/run.builder; null: the project's default build account, which new projects may not let build functions."
   type        = string
   default     = null
 
