@@ -14,12 +14,15 @@ One declaration drives the emulator provisioning, the local runtime, the Terrafo
 Every (topic, consumer) pair gets a subscription ``<topic>--<consumer>``, and every
 subscription its own dead-letter topic ``<topic>--<consumer>--dlq`` with a pull subscription of
 the same name on it, so nothing dead-lettered is lost. Declarations are validated when they are
-made: a bad name or an out-of-range setting fails at import, not at deploy time.
+made: a bad name or an out-of-range setting fails at import, not at deploy time. The rules are
+those of GCP and of the Terraform under ``infra/`` (its naming module and variable validations),
+so a topology that imports is one ``terraform plan`` and GCP accept.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -30,13 +33,34 @@ from shared.filters import Predicate, compile_filter
 
 SEPARATOR = "--"
 DLQ_SUFFIX = "--dlq"
+# Pub/Sub topic and subscription ids, dead-letter ones included, are 3-255 characters.
+MAX_PUBSUB_NAME = 255
 
+# Patterns are applied with fullmatch: "$" would also match before a trailing newline.
 # Kebab-case; no "--" so that "<topic>--<consumer>--dlq" can be read back unambiguously.
-_TOPIC_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
-# A Python identifier: it is also the function's folder and its entry point.
-_CONSUMER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_MEMORY = re.compile(r"^[1-9][0-9]*(M|Mi|G|Gi)$")
+_TOPIC_NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+# A Python identifier: it is also the function's folder and its entry point. With "-" for "_" it
+# is the Cloud Functions id (infra/modules/naming), which must end with a letter or a digit and
+# be 4-63 characters long.
+_CONSUMER_NAME = re.compile(r"[a-z][a-z0-9_]*[a-z0-9]")
+_MEMORY = re.compile(r"[1-9][0-9]*(M|Mi|G|Gi)")
 RUNTIMES = ("python311", "python312", "python313")
+# Environment variable names Cloud Run and Cloud Functions set themselves and refuse in a
+# deployment (the same list as var.function_environment in infra/variables.tf).
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RESERVED_ENV = (
+    "PORT",
+    "K_SERVICE",
+    "K_REVISION",
+    "K_CONFIGURATION",
+    "FUNCTION_TARGET",
+    "FUNCTION_SIGNATURE_TYPE",
+)
+# Service account ids (infra/modules/naming): "fn-" and the function id, at most 30 characters;
+# longer ones keep 21 characters (without trailing "-") and add 8 hex digits of a hash.
+SERVICE_ACCOUNT_PREFIX = "fn-"
+_MAX_ACCOUNT_ID = 30
+_ACCOUNT_HEAD = 21
 
 
 class RetryPolicy(NamedTuple):
@@ -66,7 +90,8 @@ class Topic:
     """A Pub/Sub topic and the event types published on it.
 
     Args:
-        name: kebab-case topic id, e.g. ``"post-liked"``.
+        name: kebab-case topic id, e.g. ``"post-liked"``: 3-255 characters, not starting with
+            ``goog``; ``<name>--<consumer>--dlq`` must fit in 255 characters too.
         events: event models that may be published here (several versions of one event may
             share a topic while consumers migrate).
         message_retention: seconds the topic keeps messages for replay (600-2,678,400), or
@@ -78,7 +103,13 @@ class Topic:
     message_retention: int | None = 7 * 24 * 3600  # seconds: a week of replay
 
     def __post_init__(self) -> None:
-        _check_name("topic", self.name, _TOPIC_NAME, "kebab-case like 'post-liked'", 3, 200)
+        _check_name(
+            "topic", self.name, _TOPIC_NAME, "kebab-case like 'post-liked' (no '--')", 3, 255
+        )
+        if self.name.startswith("goog"):
+            raise TopologyError(
+                f"topic name {self.name!r} may not start with 'goog' (reserved by Pub/Sub)"
+            )
         object.__setattr__(self, "events", tuple(self.events))
         if not self.events:
             raise TopologyError(f"topic {self.name!r} declares no event types")
@@ -97,7 +128,9 @@ class Consumer:
     """A consumer (one Cloud Function) and how it subscribes.
 
     Args:
-        name: snake_case; also the function's folder under ``functions/`` and its entry point.
+        name: snake_case, 4-63 characters, not ending in ``_``; also the function's folder
+            under ``functions/`` and its entry point. Its Cloud Functions id is the name with
+            ``-`` for ``_`` (see ``function_name``).
         topics: topic names it consumes; one subscription is made per topic.
         ack_deadline: seconds Pub/Sub waits for an answer before redelivering (10-600).
         max_delivery_attempts: attempts before Pub/Sub dead-letters a failing message (5-100).
@@ -125,7 +158,15 @@ class Consumer:
     function: FunctionSettings = _DEFAULT_FUNCTION
 
     def __post_init__(self) -> None:
-        _check_name("consumer", self.name, _CONSUMER_NAME, "snake_case like 'audit_log'", 2, 60)
+        _check_name(
+            "consumer",
+            self.name,
+            _CONSUMER_NAME,
+            "snake_case like 'audit_log', not ending in '_' "
+            "(with '-' for '_' it is the Cloud Functions id)",
+            4,
+            63,
+        )
         object.__setattr__(self, "topics", tuple(self.topics))
         object.__setattr__(self, "publishes", tuple(self.publishes))
         if not self.topics:
@@ -134,36 +175,31 @@ class Consumer:
             raise TopologyError(f"consumer {self.name!r} lists a topic twice: {list(self.topics)}")
         _check_range(self.name, "ack_deadline", self.ack_deadline, 10, 600, "seconds")
         _check_range(self.name, "max_delivery_attempts", self.max_delivery_attempts, 5, 100, "")
-        _check_range(self.name, "retry.minimum_backoff", self.retry.minimum_backoff, 0, 600, "s")
-        _check_range(self.name, "retry.maximum_backoff", self.retry.maximum_backoff, 0, 600, "s")
-        if self.retry.maximum_backoff < self.retry.minimum_backoff:
-            raise TopologyError(
-                f"consumer {self.name!r}: retry.maximum_backoff ({self.retry.maximum_backoff}) "
-                f"is below retry.minimum_backoff ({self.retry.minimum_backoff})"
-            )
+        _check_retry(self.name, self.retry)
         if self.filter is not None:
             compile_filter(self.filter)  # raises TopologyError naming the problem
         if self.max_event_age is not None and self.max_event_age <= 0:
             raise TopologyError(f"consumer {self.name!r}: max_event_age must be positive seconds")
-        fn = self.function
-        if fn.runtime not in RUNTIMES:
-            raise TopologyError(
-                f"consumer {self.name!r}: runtime must be one of {', '.join(RUNTIMES)}, "
-                f"found {fn.runtime!r}"
-            )
-        if not _MEMORY.match(fn.memory):
-            raise TopologyError(
-                f"consumer {self.name!r}: memory must look like '256Mi' or '1Gi', "
-                f"found {fn.memory!r}"
-            )
-        _check_range(self.name, "function.timeout", fn.timeout, 1, 540, "seconds")
-        _check_range(self.name, "function.max_instances", fn.max_instances, 1, 1000, "")
-        _check_range(self.name, "function.min_instances", fn.min_instances, 0, fn.max_instances, "")
+        _check_function(self.name, self.function)
 
     @property
     def predicate(self) -> Predicate | None:
         """The compiled filter, or ``None`` when every message is wanted."""
         return None if self.filter is None else compile_filter(self.filter)
+
+    @property
+    def function_name(self) -> str:
+        """The Cloud Functions (2nd gen) id, as Terraform derives it: ``-`` for ``_``."""
+        return self.name.replace("_", "-")
+
+    @property
+    def service_account_id(self) -> str:
+        """The id (before ``@``) of the function's service account, as Terraform derives it."""
+        base = SERVICE_ACCOUNT_PREFIX + self.function_name
+        if len(base) <= _MAX_ACCOUNT_ID:
+            return base
+        digest = hashlib.sha256(self.name.encode()).hexdigest()[:8]
+        return f"{base[:_ACCOUNT_HEAD].rstrip('-')}-{digest}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +234,9 @@ class Topology:
 
     Raises:
         TopologyError: duplicate names, a consumer on (or publishing to) a topic that is not
-            declared, or an event type declared on two topics.
+            declared, an event type declared on two topics, two consumers whose service
+            account ids would be the same, or a subscription whose dead-letter topic name
+            would be longer than Pub/Sub allows (255 characters).
     """
 
     def __init__(self, topics: Iterable[Topic], consumers: Iterable[Consumer] = ()) -> None:
@@ -214,6 +252,7 @@ class Topology:
         for consumer in self.consumers.values():
             for topic_name in consumer.topics:
                 name = subscription_name(topic_name, consumer.name)
+                _check_subscription_name(name)
                 self.subscriptions[name] = Subscription(name, self.topics[topic_name], consumer)
 
     def _add_topic(self, topic: Topic) -> None:
@@ -232,6 +271,13 @@ class Topology:
     def _add_consumer(self, consumer: Consumer) -> None:
         if consumer.name in self.consumers:
             raise TopologyError(f"consumer {consumer.name!r} is declared twice")
+        for other in self.consumers.values():
+            if other.service_account_id == consumer.service_account_id:
+                raise TopologyError(
+                    f"consumers {other.name!r} and {consumer.name!r} would share the service "
+                    f"account id {consumer.service_account_id!r} (long names are shortened to "
+                    f"{_ACCOUNT_HEAD} characters and a hash); rename one"
+                )
         for name in (*consumer.topics, *consumer.publishes):
             if name not in self.topics:
                 raise TopologyError(
@@ -343,19 +389,80 @@ class Topology:
 
 
 def _duration(seconds: float) -> str:
-    """Seconds as a protobuf Duration string ("600s", "0.5s"), as Terraform expects."""
-    return f"{seconds:g}s"
+    """Seconds as a protobuf Duration string ("1209600s", "0.5s"), as Terraform and GCP expect.
+
+    Whole seconds and up to 9 decimals (nanoseconds, rounded), never an exponent ("1e+06s").
+    """
+    if isinstance(seconds, int):
+        return f"{seconds}s"
+    # "+ 0.0" turns -0.0 (which the range checks let through) into 0.0, so never "-0s".
+    return f"{seconds + 0.0:.9f}".rstrip("0").rstrip(".") + "s"
 
 
 def _check_name(
     kind: str, name: object, pattern: re.Pattern[str], shape: str, lo: int, hi: int
 ) -> None:
-    if not isinstance(name, str) or not pattern.match(name) or not lo <= len(name) <= hi:
+    if not isinstance(name, str) or not pattern.fullmatch(name) or not lo <= len(name) <= hi:
+        length = f" ({len(name)} characters)" if isinstance(name, str) else ""
         raise TopologyError(
-            f"{kind} name must be {shape}, {lo}-{hi} characters (no '--'); found {name!r}"
+            f"{kind} name must be {shape}, {lo}-{hi} characters; found {name!r}{length}"
         )
-    if name.startswith("goog"):
-        raise TopologyError(f"{kind} name {name!r} may not start with 'goog' (reserved by Pub/Sub)")
+
+
+def _check_subscription_name(subscription: str) -> None:
+    # The dead-letter topic is the longest name derived from a subscription.
+    longest = dead_letter_name(subscription)
+    if len(longest) > MAX_PUBSUB_NAME:
+        raise TopologyError(
+            f"subscription {subscription!r} is too long: its dead-letter topic {longest!r} has "
+            f"{len(longest)} characters and Pub/Sub allows {MAX_PUBSUB_NAME}; shorten the "
+            f"topic or the consumer name"
+        )
+
+
+def _check_retry(owner: str, retry: RetryPolicy) -> None:
+    _check_range(owner, "retry.minimum_backoff", retry.minimum_backoff, 0, 600, "s")
+    _check_range(owner, "retry.maximum_backoff", retry.maximum_backoff, 0, 600, "s")
+    if retry.maximum_backoff < retry.minimum_backoff:
+        raise TopologyError(
+            f"consumer {owner!r}: retry.maximum_backoff ({retry.maximum_backoff}) "
+            f"is below retry.minimum_backoff ({retry.minimum_backoff})"
+        )
+
+
+def _check_function(owner: str, fn: FunctionSettings) -> None:
+    if fn.runtime not in RUNTIMES:
+        raise TopologyError(
+            f"consumer {owner!r}: runtime must be one of {', '.join(RUNTIMES)}, "
+            f"found {fn.runtime!r}"
+        )
+    if not isinstance(fn.memory, str) or not _MEMORY.fullmatch(fn.memory):
+        raise TopologyError(
+            f"consumer {owner!r}: memory must look like '256Mi' or '1Gi', found {fn.memory!r}"
+        )
+    _check_range(owner, "function.timeout", fn.timeout, 1, 540, "seconds")
+    _check_range(owner, "function.max_instances", fn.max_instances, 1, 1000, "")
+    _check_range(owner, "function.min_instances", fn.min_instances, 0, fn.max_instances, "")
+    for key, value in fn.environment.items():
+        _check_environment(owner, key, value)
+
+
+def _check_environment(owner: str, key: object, value: object) -> None:
+    if not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
+        raise TopologyError(
+            f"consumer {owner!r}: function.environment names must be identifiers like "
+            f"'LOG_LEVEL', found {key!r}"
+        )
+    if key in _RESERVED_ENV or key.startswith("X_GOOGLE_"):
+        raise TopologyError(
+            f"consumer {owner!r}: function.environment may not set {key!r}, which Cloud Run "
+            f"reserves ({', '.join(_RESERVED_ENV)}, X_GOOGLE_*)"
+        )
+    if not isinstance(value, str):
+        raise TopologyError(
+            f"consumer {owner!r}: function.environment values must be strings, "
+            f"found {value!r} for {key!r}"
+        )
 
 
 def _check_range(owner: str, field: str, value: float, lo: float, hi: float, unit: str) -> None:

@@ -22,11 +22,13 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import hcl2
 import pytest
 
+from shared import Consumer, Event, RetryPolicy, Topic, Topology, TopologyError
+from shared.system.events import NotificationRequested, OrderDispatched, PostLiked, UserUpdated
 from shared.system.topology import TOPOLOGY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,24 +44,26 @@ TERRAFORM_TIMEOUT = 120  # seconds per CLI call; fmt and the offline applies tak
 
 # Every role the deployment grants. Adding one is a deliberate change, made here too.
 ALLOWED_ROLES = {
-    "roles/datastore.user",  # a function, on the project (the only level the role exists at)
+    "roles/datastore.user",  # a function, on the project, conditioned on the store's database
     "roles/iam.serviceAccountTokenCreator",  # Pub/Sub service agent, on the push identity
     "roles/pubsub.publisher",  # functions and the service agent, on topics
     "roles/pubsub.subscriber",  # Pub/Sub service agent, on each push subscription
     "roles/run.invoker",  # the push identity, on each function's Cloud Run service
+    "roles/run.builder",  # the build identity, on the project (images, build logs, sources)
 }
 
+# Every API the deployment enables, and nothing else: each has a user here.
 REQUIRED_APIS = {
     "pubsub.googleapis.com",
     "cloudfunctions.googleapis.com",
-    "run.googleapis.com",
-    "cloudbuild.googleapis.com",
-    "artifactregistry.googleapis.com",
-    "eventarc.googleapis.com",
+    "run.googleapis.com",  # functions run as Cloud Run services
+    "cloudbuild.googleapis.com",  # function builds
+    "artifactregistry.googleapis.com",  # function images
     "firestore.googleapis.com",
-    "storage.googleapis.com",
-    "iam.googleapis.com",
-    "logging.googleapis.com",
+    "storage.googleapis.com",  # source archives
+    "iam.googleapis.com",  # service accounts
+    "logging.googleapis.com",  # build and function logs
+    "cloudresourcemanager.googleapis.com",  # project lookup, project-level IAM
 }
 
 FUNCTION_ID = re.compile(r"^[a-z][a-z0-9-]{2,61}[a-z0-9]$")  # Cloud Functions (2nd gen)
@@ -343,17 +347,83 @@ def test_only_the_expected_roles_are_granted() -> None:
     granted = {
         role
         for path in TF_FILES
-        for role in re.findall(r"roles/[A-Za-z.]+", path.read_text(encoding="utf-8"))
+        for role in re.findall(r"roles/[A-Za-z.]*[A-Za-z]", path.read_text(encoding="utf-8"))
     }
     assert granted <= ALLOWED_ROLES, f"unexpected roles: {sorted(granted - ALLOWED_ROLES)}"
 
 
-def test_the_only_project_level_grant_is_firestore_for_consumers_that_use_the_store() -> None:
-    grants = resources("google_project_iam_member")
-    assert [(path, text(body["role"])) for path, _, body in grants] == [(CONSUMER_MAIN, "each.key")]
+def test_project_level_grants_are_only_firestore_on_its_database_and_the_build_role() -> None:
+    grants = {(path, name): body for path, name, body in resources("google_project_iam_member")}
+    assert set(grants) == {(CONSUMER_MAIN, "function"), (INFRA / "main.tf", "build")}
+
+    store = grants[(CONSUMER_MAIN, "function")]
+    assert text(store["role"]) == "each.key"
     project_roles = local_value(CONSUMER_MAIN, "project_roles")
-    assert re.findall(r"roles/[A-Za-z.]+", project_roles) == ["roles/datastore.user"]
+    assert re.findall(r"roles/[A-Za-z.]*[A-Za-z]", project_roles) == ["roles/datastore.user"]
     assert "var.function.uses_store" in project_roles
+    # Firestore has no IAM policy of its own: a condition keeps the grant to one database.
+    (condition,) = blocks(store, "condition")
+    assert text(condition["expression"]) == (
+        'resource.name == \\"projects/${var.project_id}/databases/${var.firestore_database}\\"'
+    )
+    consumer = block_named("module", "consumer", INFRA / "main.tf")
+    assert text(consumer["firestore_database"]) == "local.firestore_database"
+    assert local_value(INFRA / "main.tf", "firestore_database") == "(default)"
+
+    build = grants[(INFRA / "main.tf", "build")]
+    assert text(build["role"]) == "roles/run.builder"
+    assert text(build["for_each"]) == "google_service_account.build"
+    assert text(build["member"]) == "each.value.member"
+
+
+def test_functions_are_built_by_a_dedicated_account_whose_role_is_granted_first() -> None:
+    """New projects' default build account may lack the permissions to build functions."""
+    (build_account,) = [
+        body for path, name, body in resources("google_service_account") if name == "build"
+    ]
+    assert text(build_account["for_each"]) == (
+        "var.build_service_account == null ? toset([var.build_account_id]) : toset([])"
+    )
+    chosen = local_value(INFRA / "main.tf", "build_service_account")
+    assert "var.build_service_account" in chosen
+    assert "google_service_account.build[var.build_account_id].id" in chosen
+    consumer = block_named("module", "consumer", INFRA / "main.tf")
+    assert text(consumer["build_service_account"]) == "local.build_service_account"
+    assert "google_project_iam_member.build" in [text(d) for d in consumer["depends_on"]]
+    (build_config,) = blocks(the_resource("google_cloudfunctions2_function"), "build_config")
+    assert text(build_config["service_account"]) == "var.build_service_account"
+
+
+def test_the_pubsub_service_agent_exists_before_it_is_granted_anything() -> None:
+    (identity,) = [
+        body for _, name, body in resources("google_project_service_identity") if name == "pubsub"
+    ]
+    assert text(identity["service"]) == "pubsub.googleapis.com"
+    assert text(identity["provider"]) == "google-beta"
+    token_creator = the_resource("google_service_account_iam_member")
+    assert [text(d) for d in token_creator["depends_on"]] == [
+        "google_project_service_identity.pubsub"
+    ]
+    # Every other grant to the agent is in the consumer module, which waits for the identity.
+    consumer = block_named("module", "consumer", INFRA / "main.tf")
+    assert "google_project_service_identity.pubsub" in [text(d) for d in consumer["depends_on"]]
+    agent_users = [
+        (rel(path), name)
+        for path, labels, body in labelled("resource")
+        for name in [labels[1]]
+        if "pubsub_service_agent" in json.dumps(body) and path != CONSUMER_MAIN
+    ]
+    assert agent_users == [("infra/main.tf", "push_token_creator")]
+
+
+def test_functions_accept_only_internal_traffic_by_default() -> None:
+    """Same-project Pub/Sub push to the run.app URL is internal; the internet is not."""
+    root = block_named("variable", "function_ingress_settings", INFRA / "variables.tf")
+    assert text(root["default"]) == "ALLOW_INTERNAL_ONLY"
+    module = block_named("variable", "ingress_settings", INFRA / "modules/consumer/variables.tf")
+    assert text(module["default"]) == "ALLOW_INTERNAL_ONLY"
+    consumer = block_named("module", "consumer", INFRA / "main.tf")
+    assert text(consumer["ingress_settings"]) == "var.function_ingress_settings"
 
 
 def test_functions_are_invoked_only_by_the_push_identity() -> None:
@@ -531,10 +601,13 @@ def test_source_bucket_is_private_and_versioned() -> None:
     assert versioning["enabled"] is True
 
 
-def test_required_apis_are_enabled_and_stay_enabled_on_destroy() -> None:
-    apis = local_value(INFRA / "main.tf", "apis")
-    missing = sorted(api for api in REQUIRED_APIS if f'"{api}"' not in apis)
-    assert not missing, f"APIs not enabled: {missing}"
+def test_exactly_the_required_apis_are_enabled_and_stay_enabled_on_destroy() -> None:
+    enabled = set(
+        re.findall(r'"([a-z0-9]+\.googleapis\.com)"', local_value(INFRA / "main.tf", "apis"))
+    )
+    assert enabled == REQUIRED_APIS, (
+        f"not enabled: {sorted(REQUIRED_APIS - enabled)}; unused: {sorted(enabled - REQUIRED_APIS)}"
+    )
     assert the_resource("google_project_service")["disable_on_destroy"] is False
 
 
@@ -544,6 +617,24 @@ def test_firestore_database_is_the_native_default() -> None:
     assert '"(default)"' in text(database["for_each"])
     assert "var.firestore_location" in text(database["location_id"])
     assert text(database["deletion_policy"]) == "var.firestore_deletion_policy"
+
+
+def test_the_audit_log_database_is_delete_protected_by_default() -> None:
+    database = the_resource("google_firestore_database")
+    assert text(database["delete_protection_state"]) == (
+        'var.firestore_delete_protection ? "DELETE_PROTECTION_ENABLED" : '
+        '"DELETE_PROTECTION_DISABLED"'
+    )
+    protection = block_named("variable", "firestore_delete_protection", INFRA / "variables.tf")
+    assert protection["default"] is True
+
+
+def test_ttl_fields_expire_and_are_exempt_from_single_field_indexes() -> None:
+    field = the_resource("google_firestore_field")
+    assert text(field["field"]) == "expire_at"
+    assert blocks(field, "ttl_config")
+    (index_config,) = blocks(field, "index_config")
+    assert not [k for k in index_config if not k.startswith("__")], "an empty index_config"
 
 
 def test_audit_queries_have_their_composite_indexes() -> None:
@@ -748,6 +839,8 @@ def test_root_variables_accept_a_plain_deployment(tmp_path: Path) -> None:
         ("subscription_retention_duration", '"7d"', "subscription_retention_duration must be"),
         ("firestore_deletion_policy", '"DROP"', "firestore_deletion_policy must be"),
         ("push_invoker_account_id", '"inv"', "push_invoker_account_id must be"),
+        ("build_account_id", '"Build"', "build_account_id must be"),
+        ("function_ingress_settings", '"INTERNAL"', "function_ingress_settings must be"),
         ("labels", '{ Team = "x" }', "Label keys"),
     ],
 )
@@ -760,18 +853,9 @@ def test_root_variables_refuse_wrong_values(
     assert message in one_line(result.stderr), result.stderr
 
 
-def test_topology_values_pass_the_module_validations(tmp_path: Path) -> None:
-    """Every value topology.json feeds the modules is one their validations accept.
-
-    The modules' variables.tf files run alone (they need no provider), fed as infra/main.tf
-    feeds them.
-    """
-    for module in ("consumer", "pubsub_topic"):
-        (tmp_path / module).mkdir()
-        shutil.copy(INFRA / "modules" / module / "variables.tf", tmp_path / module)
-    shutil.copy(TOPOLOGY_JSON, tmp_path / "topology.json")
-    (tmp_path / "main.tf").write_text(
-        """
+# infra/main.tf's module calls, fed from a topology.json, with the modules reduced to their
+# variables.tf (validations need no provider).
+MODULES_FED_FROM_TOPOLOGY_JSON = """
 locals {
   topology = jsondecode(file("${path.module}/topology.json"))
 }
@@ -824,8 +908,211 @@ module "consumer" {
   push_invoker_email   = "i@example.com"
   pubsub_service_agent = "a@example.com"
 }
-""",
-        encoding="utf-8",
-    )
-    result = apply_offline(tmp_path)
+"""
+
+
+def apply_module_validations(
+    directory: Path, topology_json: str
+) -> subprocess.CompletedProcess[str]:
+    """Feed a topology.json to the modules' variable validations, as infra/main.tf does."""
+    for module in ("consumer", "pubsub_topic"):
+        (directory / module).mkdir()
+        shutil.copy(INFRA / "modules" / module / "variables.tf", directory / module)
+    (directory / "topology.json").write_text(topology_json, encoding="utf-8")
+    (directory / "main.tf").write_text(MODULES_FED_FROM_TOPOLOGY_JSON, encoding="utf-8")
+    return apply_offline(directory)
+
+
+def test_topology_values_pass_the_module_validations(tmp_path: Path) -> None:
+    """Every value topology.json feeds the modules is one their validations accept.
+
+    The modules' variables.tf files run alone (they need no provider), fed as infra/main.tf
+    feeds them.
+    """
+    result = apply_module_validations(tmp_path, TOPOLOGY_JSON.read_text(encoding="utf-8"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Python refuses at declaration what Terraform would refuse at plan (issue 8) ------------
+
+NAMING_ROOT = """
+variable "consumer" {
+  type = string
+}
+
+module "naming" {
+  source   = "./naming"
+  consumer = var.consumer
+}
+
+output "function_name" {
+  value = module.naming.function_name
+}
+
+output "account_id" {
+  value = module.naming.service_account_id
+}
+"""
+
+# Around every rule of the naming module: length (Cloud Functions ids are 4-63 characters),
+# characters, the trailing character, the 30-character service account id and its shortening.
+EDGE_CONSUMER_NAMES = [
+    "",
+    "a",
+    "ab",
+    "x_",
+    "abc",
+    "a_b",
+    "a_1",
+    "abcd",
+    "a_bc",
+    "a__b",
+    "ab__",
+    "abc_",
+    "a_b_",
+    "audit_",
+    "audit_log",
+    "audit__log",
+    "audit_log_",
+    "timeline_enrichment",
+    "a1b2",
+    "a123",
+    "abc1",
+    "1abc",
+    "_abc",
+    "Abcd",
+    "abcD",
+    "ab-cd",
+    "ab.cd",
+    "ab cd",
+    "abcd\n",
+    "\nabcd",
+    "abcé",
+    "goog",
+    "google_sync",
+    "a" * 27,  # "fn-" + 27: the longest service account id kept whole
+    "a" * 28,  # shortened: 21 characters and a hash
+    "abcdefghijklmnopq_rstuvwxyz_0",  # shortened right after a "-"
+    "abcdefghijklmnop__qrstuvwxyz",  # shortened inside "--"
+    "a_very_long_consumer_name_for_tests",
+    *("a" * n for n in (59, 60, 61, 62, 63, 64)),
+    "a" * 62 + "_",
+    "a" * 62 + "1",
+]
+
+
+def _name_id(name: str) -> str:
+    return repr(name) if len(name) <= 20 else f"{name[:6]}...{name[-3:]}({len(name)})"
+
+
+@pytest.fixture(scope="module")
+def naming_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The naming module behind a root variable, initialised once for many names."""
+    directory = copy_naming_module(tmp_path_factory.mktemp("naming"), NAMING_ROOT)
+    init = run_terraform("init", "-no-color", "-input=false", cwd=directory)
+    assert init.returncode == 0, init.stdout + init.stderr
+    return directory
+
+
+def terraform_names(directory: Path, consumer: str) -> dict[str, Any] | None:
+    """The names the naming module derives for ``consumer``, or ``None`` when it refuses it."""
+    # A JSON var file passes any string as it is (empty, with a newline...).
+    variables = directory / "consumer.tfvars.json"
+    variables.write_text(json.dumps({"consumer": consumer}), encoding="utf-8")
+    result = run_terraform(
+        "apply",
+        "-no-color",
+        "-input=false",
+        "-auto-approve",
+        f"-var-file={variables.name}",
+        cwd=directory,
+    )
+    if result.returncode == 0:
+        return terraform_outputs(directory)
+    refusal = re.compile(r"Invalid value for variable|precondition failed")
+    assert refusal.search(one_line(result.stderr)), result.stdout + result.stderr
+    return None
+
+
+def python_consumer(name: str) -> Consumer | None:
+    try:
+        return Consumer(name, topics=["t"])
+    except TopologyError:
+        return None
+
+
+@pytest.mark.parametrize("consumer", EDGE_CONSUMER_NAMES, ids=_name_id)
+def test_python_accepts_exactly_the_consumer_names_the_naming_module_accepts(
+    naming_root: Path, consumer: str
+) -> None:
+    terraform = terraform_names(naming_root, consumer)
+    python = python_consumer(consumer)
+    verdict = {True: "accepts", False: "refuses"}
+    assert (python is None) == (terraform is None), (
+        f"consumer name {consumer!r}: Python {verdict[python is not None]} it, the naming "
+        f"module {verdict[terraform is not None]} it"
+    )
+    if python is not None and terraform is not None:
+        assert python.function_name == terraform["function_name"]
+        assert python.service_account_id == terraform["account_id"]
+
+
+class InfraProbe(Event):
+    """A fifth event type, for a fifth topic in the edge topology."""
+
+    event_type: ClassVar[str] = "infra.probe.v1"
+
+
+def edge_topology() -> Topology:
+    """Every duration at the edges of its range, and the longest names Pub/Sub takes."""
+    long_topic = "n" * (255 - len("----dlq") - 63)
+    topics = [
+        Topic("retention-min", events=[PostLiked], message_retention=600),
+        Topic("retention-million", events=[UserUpdated], message_retention=1_000_000),
+        Topic("retention-fortnight", events=[OrderDispatched], message_retention=14 * 24 * 3600),
+        Topic("retention-max", events=[NotificationRequested], message_retention=2_678_400),
+        Topic(long_topic, events=[InfraProbe], message_retention=None),
+    ]
+    backoffs: dict[str, tuple[float, float]] = {
+        "zero": (0, 0),
+        "full": (0, 600),
+        "max": (600.0, 600.0),
+        "half": (0.5, 1.5),
+        "micro": (0.000001, 0.0001),
+        "nanos": (0.000000001, 599.999999999),
+        "sub_nano": (1e-10, 123.4567890123),
+    }
+    consumers = [
+        Consumer(f"backoff_{name}", topics=["retention-min"], retry=RetryPolicy(low, high))
+        for name, (low, high) in backoffs.items()
+    ]
+    consumers.append(Consumer("c" * 63, topics=[long_topic, "retention-max"]))
+    return Topology(topics, consumers)
+
+
+def test_edge_values_of_every_exported_setting_pass_the_module_validations(
+    tmp_path: Path,
+) -> None:
+    export = edge_topology().to_terraform()
+    assert max(len(name) for name in export["dead_letter_topics"]) == 255
+    result = apply_module_validations(tmp_path, json.dumps(export, indent=2, sort_keys=True))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("message_retention_duration", "1.2096e+06s", "message_retention_duration must be"),
+        ("minimum_backoff", "1e-06s", "Every minimum_backoff and maximum_backoff"),
+    ],
+)
+def test_the_module_validations_refuse_exponent_durations(
+    tmp_path: Path, field: str, value: str, message: str
+) -> None:
+    """What the export used to write (``:g``) fails at plan: the edge test above has teeth."""
+    export = edge_topology().to_terraform()
+    entries = export["topics"] if field.startswith("message") else export["subscriptions"]
+    next(iter(entries.values()))[field] = value
+    result = apply_module_validations(tmp_path, json.dumps(export))
+    assert result.returncode != 0
+    assert message in one_line(result.stderr), result.stderr
