@@ -21,7 +21,10 @@ incompatible shape is a new type (``user.updated.v2``), registered next to the o
 
 from __future__ import annotations
 
+import json
 import re
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -60,11 +63,14 @@ class SensitiveKeys:
     """Marks the entries of a mapping field whose *keys* name sensitive data.
 
     ``changes: Annotated[dict[str, Change], SensitiveKeys("email", "phone")]`` redacts the values
-    stored under ``"email"`` and ``"phone"`` and leaves the other entries readable.
+    stored under ``"email"`` and ``"phone"`` and leaves the other entries readable. Keys match
+    whatever their case (``"Email"``), and at any depth inside the field
+    (``changes["profile"].new["email"]``).
     """
 
     def __init__(self, *keys: str) -> None:
         self.keys = frozenset(keys)
+        self.folded = frozenset(k.casefold() for k in keys)  # matched case-insensitively
 
     def __repr__(self) -> str:
         return f"SensitiveKeys({', '.join(sorted(self.keys))})"
@@ -117,12 +123,14 @@ class Event(BaseModel):
     @property
     def subject(self) -> str | None:
         """The value of ``subject_field``, sent as ``ce-subject``."""
-        return None if self.subject_field is None else str(getattr(self, self.subject_field))
+        value = None if self.subject_field is None else getattr(self, self.subject_field)
+        return None if value is None else str(value)
 
     @property
     def actor(self) -> str | None:
         """The value of ``actor_field``: who caused this event."""
-        return None if self.actor_field is None else str(getattr(self, self.actor_field))
+        value = None if self.actor_field is None else getattr(self, self.actor_field)
+        return None if value is None else str(value)
 
     def redacted(self) -> dict[str, Any]:
         """This event's data as JSON-ready values, with every sensitive value replaced.
@@ -155,35 +163,43 @@ def _sensitive_keys(metadata: Iterable[Any]) -> frozenset[str]:
     keys: frozenset[str] = frozenset()
     for item in metadata:
         if isinstance(item, SensitiveKeys):
-            keys |= item.keys
+            keys |= item.folded
     return keys
 
 
-def _redact_model(model: BaseModel) -> dict[str, Any]:
+def _redact_model(model: BaseModel, sensitive_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``model`` as on the wire (by alias), with sensitive values replaced.
+
+    ``sensitive_keys`` (case-folded) come from a :class:`SensitiveKeys` above: inside that field,
+    an entry or a field of that name is redacted however deep it sits.
+    """
     out: dict[str, Any] = {}
-    dumped = model.model_dump(mode="json")
+    dumped = model.model_dump(mode="json", by_alias=True)
     for name, info in type(model).model_fields.items():
-        key = info.alias or name
+        key = info.serialization_alias or info.alias or name
         if key not in dumped:
             continue
         value = getattr(model, name)
-        if _is_sensitive(info.metadata):
+        if _is_sensitive(info.metadata) or key.casefold() in sensitive_keys:
             out[key] = None if value is None else REDACTED
         else:
-            out[key] = _redact_value(value, dumped[key], _sensitive_keys(info.metadata))
+            keys = sensitive_keys | _sensitive_keys(info.metadata)
+            out[key] = _redact_value(value, dumped[key], keys)
     return out
 
 
 def _redact_value(value: Any, dumped: Any, sensitive_keys: frozenset[str]) -> Any:
     if isinstance(value, BaseModel):
-        return _redact_model(value)
+        return _redact_model(value, sensitive_keys)
     if isinstance(value, Mapping):
         return {
-            k: REDACTED if k in sensitive_keys else _redact_value(v, dumped[str(k)], frozenset())
+            str(k): REDACTED
+            if str(k).casefold() in sensitive_keys
+            else _redact_value(v, dumped[str(k)], sensitive_keys)
             for k, v in value.items()
         }
-    if isinstance(value, (list, tuple)):
-        return [_redact_value(v, d, frozenset()) for v, d in zip(value, dumped, strict=True)]
+    if isinstance(value, list | tuple):
+        return [_redact_value(v, d, sensitive_keys) for v, d in zip(value, dumped, strict=True)]
     return dumped
 
 
@@ -246,8 +262,102 @@ class EventRegistry:
                 return model.model_validate(data)
             return model.model_validate_json(data)
         except _PydanticValidationError as exc:
+            payload = data if isinstance(data, Mapping) else _json_or_none(data)
             problems = [
-                (".".join(str(p) for p in err["loc"]), err["msg"])
+                (safe_path(model, err["loc"], payload), err["msg"])
                 for err in exc.errors(include_url=False, include_input=False)
             ]
             raise EventValidationError(model.event_type, problems) from None
+
+
+def safe_path(model: type[BaseModel], loc: Iterable[int | str], payload: Any) -> str:
+    """The dotted path of a validation error, naming what the producer chose only by position.
+
+    A mapping's keys and a model's unknown fields are the producer's words, and a key can be the
+    sensitive value itself (``changes: {"email": {"alice@example.com": 1}}``): they appear as
+    ``[key 2]`` (the second entry) or ``[field 1]``, never as themselves. Declared field names
+    and list indexes are kept, so ``changes[key 1].new`` still says where to look.
+    """
+    path = ""
+    kind: Any = model
+    for item in loc:
+        kind = _unwrap(kind)
+        model_fields = _fields_of(kind)
+        if model_fields is not None and isinstance(item, str) and item in model_fields:
+            path += f".{item}" if path else item
+            kind, payload = model_fields[item], _get(payload, item)
+        elif isinstance(item, int):
+            path += f"[{item}]"
+            kind, payload = _item_type(kind), _get(payload, item)
+        else:
+            label = "key" if _is_mapping(kind) else "field"
+            path += f"[{label} {_position(payload, item)}]"
+            kind = _value_type(kind) if label == "key" else None
+            payload = _get(payload, item)
+    return path
+
+
+def _json_or_none(data: bytes | str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _unwrap(kind: Any) -> Any:
+    """``Annotated[X, ...]`` and ``X | None`` as ``X``."""
+    while True:
+        origin = typing.get_origin(kind)
+        if origin is typing.Annotated:
+            kind = typing.get_args(kind)[0]
+            continue
+        if origin in (typing.Union, types.UnionType):
+            members = [m for m in typing.get_args(kind) if m is not type(None)]
+            if len(members) == 1:
+                kind = members[0]
+                continue
+        return kind
+
+
+def _fields_of(kind: Any) -> dict[str, Any] | None:
+    """Field name and alias -> annotation, for a model class; ``None`` for anything else."""
+    if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
+        return None
+    fields: dict[str, Any] = {}
+    for name, info in kind.model_fields.items():
+        fields[name] = info.annotation
+        if info.alias:
+            fields[info.alias] = info.annotation
+    return fields
+
+
+def _is_mapping(kind: Any) -> bool:
+    origin = typing.get_origin(kind) or kind
+    return isinstance(origin, type) and issubclass(origin, Mapping)
+
+
+def _value_type(kind: Any) -> Any:
+    args = typing.get_args(kind)
+    return args[1] if len(args) == 2 else None
+
+
+def _item_type(kind: Any) -> Any:
+    args = typing.get_args(kind)
+    return args[0] if args else None
+
+
+def _get(payload: Any, item: int | str) -> Any:
+    if isinstance(payload, Mapping):
+        return payload.get(item)
+    if isinstance(payload, list) and isinstance(item, int) and 0 <= item < len(payload):
+        return payload[item]
+    return None
+
+
+def _position(payload: Any, item: int | str) -> str:
+    """1-based position of ``item`` among ``payload``'s keys, or ``?`` when it cannot be told."""
+    if isinstance(payload, Mapping):
+        for index, key in enumerate(payload, start=1):
+            if key == item:
+                return str(index)
+    return "?"
