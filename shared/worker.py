@@ -15,6 +15,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -116,13 +117,18 @@ class SubscriptionPump:
         return on_message
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop pulling and wait for in-flight callbacks (each is acked or nacked)."""
+        """Stop pulling and wait for in-flight callbacks (each is acked or nacked).
+
+        ``timeout`` (default ``settings.shutdown_timeout``) bounds the whole stop, not each
+        subscription's.
+        """
+        deadline = time.monotonic() + (timeout or self.settings.shutdown_timeout)
         for future in self._futures:
             future.cancel()
         for future in self._futures:
             # A cancelled stream may re-raise the error that ended it; stopping goes on regardless.
             with contextlib.suppress(Exception):
-                future.result(timeout=timeout or self.settings.shutdown_timeout)
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
         self._futures.clear()
         self._subscriber.close()
 
