@@ -47,6 +47,15 @@ class Delivery:
         return self.envelope.id
 
     @property
+    def event_key(self) -> str:
+        """The event's source and id as one string: the token for idempotent effects.
+
+        Pass it as ``once=`` (scoped by consumer): two producers may reuse an id, but not a
+        source and an id (:attr:`shared.wire.Envelope.identity`).
+        """
+        return self.envelope.identity
+
+    @property
     def correlation_id(self) -> str | None:
         return self.envelope.correlation_id
 

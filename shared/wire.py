@@ -14,15 +14,18 @@ attributes and JSON data is a valid producer.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from shared.errors import MalformedMessageError
 from shared.events import Event, EventRegistry
 
 SPECVERSION = "1.0"
+MAX_IDENTITY_LENGTH = 400  # characters of Envelope.identity; store keys take up to 1000
 CONTENT_TYPE = "application/json"
 
 ATTR_PREFIX = "ce-"
@@ -66,6 +69,19 @@ class Envelope:
         """The W3C trace id carried in ``traceparent``, if any."""
         parts = (self.traceparent or "").split("-")
         return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+    @property
+    def identity(self) -> str:
+        """What identifies this event, as CloudEvents says: its ``source`` and ``id`` together.
+
+        Two producers may both number their events from 1; their events are still distinct.
+        Both parts are percent-encoded (so ``/`` separates them unambiguously) and the whole is
+        a SHA-256 when it would pass :data:`MAX_IDENTITY_LENGTH`, so it always fits a store key.
+        """
+        text = f"{quote(self.source, safe='')}/{quote(self.id, safe='')}"
+        if len(text) <= MAX_IDENTITY_LENGTH:
+            return text
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def new_envelope(

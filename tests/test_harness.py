@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared import PermanentError, RetryableError
+from shared import PermanentError, RetryableError, wire
 from shared.consumer import respond
 from shared.system.events import OrderDispatched, PostLiked, UserUpdated
 from shared.system.topology import TOPOLOGY
@@ -140,7 +140,7 @@ def test_types_the_handler_does_not_accept_are_dead_lettered_as_unsupported() ->
 def test_a_claim_held_by_another_instance_is_busy_until_its_lease_ends() -> None:
     harness = HandlerHarness(TOPOLOGY, "order_notifications", lambda e: None)
     order = OrderDispatched(order_id="o1", customer_id="c1", carrier="dhl", dispatched_at=NOW)
-    assert harness.store.claim("order_notifications/e9", lease=60).value == "acquired"
+    assert harness.store.claim("order_notifications/%2Ftests/e9", lease=60).value == "acquired"
     busy = harness.deliver(order, event_id="e9")
     assert (busy.outcome, busy.ack) == (Outcome.BUSY, False)
     assert respond(busy)[1] == 503
@@ -157,9 +157,31 @@ def test_an_instance_that_died_mid_work_delays_the_retry_only_until_its_lease_en
     )
     lease = harness.pipeline.lease
     assert (
-        store.claim("timeline_enrichment/e5", lease=lease).value == "acquired"
+        store.claim("timeline_enrichment/%2Ftests/e5", lease=lease).value == "acquired"
     )  # then the instance died
     assert harness.deliver(like(), event_id="e5", attempt=2).status == "busy"
     now[0] += lease + 1
     assert harness.deliver(like(), event_id="e5", attempt=3).status == "handled"
     assert calls == ["p1"]
+
+
+def test_two_producers_reusing_an_event_id_are_two_events() -> None:
+    """CloudEvents identifies an event by source and id: same id, other source, not a duplicate."""
+    calls: list[str] = []
+    harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", lambda e: calls.append(e.post_id))
+    for source in ("/services/web", "/services/mobile", "/services/web"):
+        data, attributes = wire.encode(
+            like(), wire.new_envelope(like(), source=source, event_id="1")
+        )
+        harness.deliver_raw(data, attributes)
+    assert calls == ["p1", "p1"]  # the third is the web producer's event 1 again
+
+
+def test_an_event_id_as_long_as_pubsub_allows_is_handled_not_refused_by_the_store() -> None:
+    calls: list[str] = []
+    harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", lambda e: calls.append(e.post_id))
+    long_id = "x" * 1024  # an attribute value may hold 1,024 bytes
+    assert harness.deliver(like(), event_id=long_id).outcome is Outcome.HANDLED
+    assert harness.deliver(like(), event_id=long_id).outcome is Outcome.DUPLICATE
+    assert harness.deliver(like(), event_id=long_id[:-1] + "y").outcome is Outcome.HANDLED
+    assert len(calls) == 2

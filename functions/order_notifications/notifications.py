@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from shared import Delivery, PermanentError, Publisher
 from shared.system.events import NotificationRequested, OrderDispatched
 
@@ -16,8 +18,9 @@ TEMPLATES = {
 def notify_dispatch(publisher: Publisher, event: OrderDispatched, delivery: Delivery) -> str:
     """Publish ``notification.requested.v1`` for ``event`` and wait until Pub/Sub has it.
 
-    The notification's id is derived from the dispatch event's id, so a redelivered dispatch
-    re-sends the *same* notification event, which its consumers drop as a duplicate. It carries
+    The notification's id is derived from the dispatch event's source and id, so a redelivered
+    dispatch re-sends the *same* notification event, which its consumers drop as a duplicate,
+    while dispatches of two producers that reuse an id get two notifications. It carries
     the dispatch's correlation id and continues its trace (the publisher reads both from the
     event being handled).
 
@@ -33,6 +36,7 @@ def notify_dispatch(publisher: Publisher, event: OrderDispatched, delivery: Deli
     notification = NotificationRequested(
         customer_id=event.customer_id, channel="email", template=template, order_id=event.order_id
     )
-    future = publisher.publish(notification, event_id=f"{delivery.event_id}.notification")
+    event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{delivery.event_key}#notification"))
+    future = publisher.publish(notification, event_id=event_id)
     # Wait: acking the dispatch before the notification is accepted could lose it.
     return future.result(timeout=publisher.settings.timeout)

@@ -22,7 +22,7 @@ def record_like(store: Store, event: PostLiked, delivery: Delivery) -> bool:
     if event.liker_id == event.author_id:
         return False
     return store.increment(
-        AFFINITY, event.liker_id, event.author_id, once=f"timeline_enrichment/{delivery.event_id}"
+        AFFINITY, event.liker_id, event.author_id, once=f"timeline_enrichment/{delivery.event_key}"
     )
 
 

@@ -34,5 +34,13 @@ class Inflight:
 
     @property
     def event_key(self) -> str:
-        """What identifies the event for this consumer's idempotency: ``<consumer>/<ce-id>``."""
-        return f"{self.consumer}/{self.decoded[1].id}"
+        """What identifies the event for this consumer's idempotency: ``<consumer>/<identity>``.
+
+        The identity is the envelope's source and id (:attr:`shared.wire.Envelope.identity`).
+        """
+        return claim_key(self.consumer, self.decoded[1])
+
+
+def claim_key(consumer: str, envelope: Envelope) -> str:
+    """The idempotency key of ``envelope``'s event for ``consumer`` (to pre-claim in tests, say)."""
+    return f"{consumer}/{envelope.identity}"

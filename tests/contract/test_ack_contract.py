@@ -14,6 +14,7 @@ from typing import NamedTuple
 from shared import wire
 from shared.events import Event
 from shared.runtime import Outcome
+from shared.runtime.message import claim_key
 from shared.stores.sqlite import SqliteStore
 from tests.contract.conftest import Expected, Runner
 from tests.contract.probe import (
@@ -106,7 +107,8 @@ def test_an_event_another_instance_is_handling_is_busy_and_nacked(
     runner: Runner, store: SqliteStore
 ) -> None:
     message = probe("ok")
-    assert store.claim(f"{CONSUMER}/{message.event_id}", lease=3600).value == "acquired"
+    key = claim_key(CONSUMER, wire.decode_envelope(message.attributes))
+    assert store.claim(key, lease=3600).value == "acquired"
     observed = runner.deliver(*message)
     assert observed.answer == runner.answer_for(BUSY)
     assert observed.handler_runs == 0

@@ -47,7 +47,7 @@ def test_the_same_event_id_for_another_consumer_is_not_a_duplicate(store):
 
 
 def test_an_event_another_instance_is_handling_is_busy_and_not_run(store):
-    assert store.claim("timeline_enrichment/e1", LEASE) is ClaimState.ACQUIRED
+    assert store.claim("timeline_enrichment/%2Ftests/e1", LEASE) is ClaimState.ACQUIRED
     rest = Rest()
     result = claim_step(store)(decoded(like(), event_id="e1"), rest)
     assert (result.outcome, result.ack) == (Outcome.BUSY, False)
@@ -98,4 +98,4 @@ def test_a_step_below_that_raises_frees_the_claim_for_the_retry(store):
     step = claim_step(store)
     with pytest.raises(RuntimeError):
         step(decoded(like(), event_id="e1"), Raising(RuntimeError("store hiccup")))
-    assert store.claim("timeline_enrichment/e1", LEASE) is ClaimState.ACQUIRED
+    assert store.claim("timeline_enrichment/%2Ftests/e1", LEASE) is ClaimState.ACQUIRED

@@ -15,8 +15,9 @@ def test_a_step_placed_before_decoding_fails_loudly_instead_of_reading_nothing()
         message.event_key  # noqa: B018
 
 
-def test_the_idempotency_key_is_the_event_id_scoped_by_consumer():
-    assert decoded(like(), "audit_log", event_id="e7").event_key == "audit_log/e7"
+def test_the_idempotency_key_is_the_event_source_and_id_scoped_by_consumer():
+    # percent-encoded, so "/" separates consumer, source and id unambiguously
+    assert decoded(like(), "audit_log", event_id="e7").event_key == "audit_log/%2Ftests/e7"
 
 
 def test_the_delivery_tells_the_handler_how_its_event_arrived():

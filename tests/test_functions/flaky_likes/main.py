@@ -15,8 +15,8 @@ app = consumer(TOPOLOGY, "flaky_likes")
 def flaky_likes(event: PostLiked, delivery: Delivery) -> None:
     attempt = delivery.attempt or 0
     app.store.increment(
-        "attempts", event.post_id, str(attempt), once=f"{delivery.event_id}/{attempt}"
+        "attempts", event.post_id, str(attempt), once=f"{delivery.event_key}/{attempt}"
     )
     if attempt < 3 or event.post_id.startswith("doomed-"):
         raise RetryableError(f"dependency unavailable on attempt {attempt}")
-    app.store.increment("applied", event.post_id, "count", once=delivery.event_id)
+    app.store.increment("applied", event.post_id, "count", once=delivery.event_key)

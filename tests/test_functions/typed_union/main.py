@@ -14,4 +14,4 @@ app = consumer(TOPOLOGY, "audit_log")
 @app.handler
 def audit_log(event: PostLiked | UserUpdated, delivery: Delivery) -> None:
     store: Store = app.store
-    store.increment("typed_union", event.event_type, "handled", once=delivery.event_id)
+    store.increment("typed_union", event.event_type, "handled", once=delivery.event_key)
