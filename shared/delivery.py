@@ -20,6 +20,7 @@ class RawMessage:
     ordering_key: str | None = None
     attempt: int | None = None  # None where the platform does not say (Eventarc triggers)
     subscription: str | None = None  # short name, e.g. "post-liked--audit_log"
+    topic: str | None = None  # where the transport says (an Eventarc CloudEvent's source)
 
 
 @dataclasses.dataclass(frozen=True)

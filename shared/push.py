@@ -35,21 +35,36 @@ def parse_request(headers: Mapping[str, str], body: bytes) -> RawMessage:
     headers = {str(k).lower(): str(v) for k, v in headers.items()}
     try:
         payload = json.loads(body or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, absurdly nested or long numbers
         raise MalformedMessageError(
             "request body is not JSON; expected a Pub/Sub push body"
         ) from None
     if not isinstance(payload, dict):
         raise MalformedMessageError("request body must be a JSON object with a 'message'")
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    source: object = None
     if content_type == "application/cloudevents+json":
         _check_cloudevent_type(payload.get("type"))
+        source = payload.get("source")
         payload = payload.get("data")
         if not isinstance(payload, dict):
             raise MalformedMessageError("structured CloudEvent has no object 'data'")
     elif "ce-type" in headers:
         _check_cloudevent_type(headers["ce-type"])
-    return from_push_body(payload)
+        source = headers.get("ce-source")
+    return from_push_body(payload, topic=topic_of(source))
+
+
+def topic_of(source: object) -> str | None:
+    """The topic an Eventarc CloudEvent names in its source.
+
+    ``//pubsub.googleapis.com/projects/P/topics/T`` gives ``T``. Behind an Eventarc trigger the
+    push comes from a subscription Eventarc names itself, so the source is what says which of
+    the topology's subscriptions (``<T>--<consumer>``) the message belongs to.
+    """
+    if not isinstance(source, str) or "/topics/" not in source:
+        return None
+    return source.rsplit("/topics/", 1)[1] or None
 
 
 def _check_cloudevent_type(event_type: object) -> None:
@@ -60,7 +75,8 @@ def _check_cloudevent_type(event_type: object) -> None:
         )
 
 
-def from_push_body(payload: Mapping[str, Any]) -> RawMessage:
+def from_push_body(payload: Mapping[str, Any], topic: str | None = None) -> RawMessage:
+    """The message of a push subscription's body; ``topic`` when the transport says it."""
     message = payload.get("message")
     if not isinstance(message, dict):
         raise MalformedMessageError("push body has no 'message' object")
@@ -86,6 +102,7 @@ def from_push_body(payload: Mapping[str, Any]) -> RawMessage:
         if isinstance(attempt, (int, str)) and str(attempt).isdigit()
         else None,
         subscription=str(subscription).rsplit("/", 1)[-1] if subscription else None,
+        topic=topic,
     )
 
 

@@ -26,14 +26,15 @@ from shared.observability import describe_exception
 from shared.runtime.message import Inflight
 from shared.runtime.outcome import Outcome, Result
 from shared.runtime.step import Next
-from shared.topology import Topology, dead_letter_name
+from shared.topology import Topology, dead_letter_name, subscription_name
 
 if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import PublisherClient
 
 log = logging.getLogger("pubsub_kit.consumer")
 
-MAX_REASON_LENGTH = 1000  # characters; attribute values may hold 1024 bytes
+MAX_ATTRIBUTE_BYTES = 1024  # Pub/Sub's limit for one attribute value, in UTF-8 bytes
+MAX_ATTRIBUTES = 100  # Pub/Sub's limit of attributes per message
 
 
 class DeadLetterSink(Protocol):
@@ -68,17 +69,7 @@ class PubSubDeadLetterSink:
 
     def send(self, raw: RawMessage, subscription: str, reason: str) -> str:
         topic = dead_letter_name(subscription)
-        attributes = dict(raw.attributes)
-        attributes.update(
-            {
-                wire.ATTR_DLQ_REASON: reason[:MAX_REASON_LENGTH],
-                wire.ATTR_DLQ_CONSUMER: self.consumer,
-                wire.ATTR_DLQ_SUBSCRIPTION: subscription,
-                wire.ATTR_DLQ_MESSAGE_ID: raw.message_id,
-            }
-        )
-        if raw.attempt is not None:
-            attributes[wire.ATTR_DLQ_ATTEMPT] = str(raw.attempt)
+        attributes = dead_letter_attributes(raw, self.consumer, subscription, reason)
         event_id = raw.attributes.get(wire.ATTR_ID, raw.message_id)
         try:
             path = f"projects/{project_id(self.project)}/topics/{topic}"
@@ -91,6 +82,37 @@ class PubSubDeadLetterSink:
 
     def close(self) -> None:
         self._client.close()
+
+
+def dead_letter_attributes(
+    raw: RawMessage, consumer: str, subscription: str, reason: str
+) -> dict[str, str]:
+    """The dead letter's attributes: the original ones (for replay), then why, who and where.
+
+    Within Pub/Sub's limits, or the dead-letter publish itself would fail and the message loop:
+    the reason is cut to 1,024 UTF-8 bytes on a character boundary, and when the original
+    attributes leave no room for all of ours, ours are added in order of use until 100.
+    """
+    ours = {
+        wire.ATTR_DLQ_REASON: fit_bytes(reason, MAX_ATTRIBUTE_BYTES),
+        wire.ATTR_DLQ_SUBSCRIPTION: subscription,
+        wire.ATTR_DLQ_CONSUMER: consumer,
+        wire.ATTR_DLQ_MESSAGE_ID: raw.message_id,
+    }
+    if raw.attempt is not None:
+        ours[wire.ATTR_DLQ_ATTEMPT] = str(raw.attempt)
+    attributes = {k: v for k, v in raw.attributes.items() if k not in ours}
+    room = max(0, MAX_ATTRIBUTES - len(attributes))
+    attributes.update(dict(list(ours.items())[:room]))
+    return attributes
+
+
+def fit_bytes(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, never inside a character."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    return encoded[:limit].decode("utf-8", errors="ignore")
 
 
 def _publisher_client() -> PublisherClient:
@@ -138,14 +160,23 @@ class DeadLetter:
         return Result(Outcome.DEAD_LETTERED, reason)
 
     def subscription_of(self, raw: RawMessage) -> str | None:
-        """The subscription ``raw`` came through: as delivered, else the only one that fits."""
-        if raw.subscription:
+        """Which of this consumer's subscriptions ``raw`` belongs to, from the topology.
+
+        The delivered subscription when it is one of ours; behind an Eventarc trigger the push
+        comes from Eventarc's own subscription (``eventarc-...``), so then the topic named by
+        the CloudEvent's source, else the only subscription whose topic carries the event type.
+        """
+        ours = {sub.name: sub for sub in self.topology.subscriptions_of(self.consumer)}
+        if raw.subscription in ours:
             return raw.subscription
-        subscriptions = self.topology.subscriptions_of(self.consumer)
-        if len(subscriptions) == 1:
-            return subscriptions[0].name
+        if raw.topic is not None and subscription_name(raw.topic, self.consumer) in ours:
+            return subscription_name(raw.topic, self.consumer)
+        if len(ours) == 1:
+            return next(iter(ours))
         event_type = raw.attributes.get(wire.ATTR_TYPE)
-        for sub in subscriptions:
-            if any(m.event_type == event_type for m in sub.topic.events):
-                return sub.name
-        return None
+        carrying = [
+            name
+            for name, sub in ours.items()
+            if any(m.event_type == event_type for m in sub.topic.events)
+        ]
+        return carrying[0] if len(carrying) == 1 else None

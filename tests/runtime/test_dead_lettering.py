@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -197,7 +198,49 @@ def test_the_sink_cuts_a_long_reason_to_fit_an_attribute(publisher):
     sink = PubSubDeadLetterSink("timeline_enrichment", project="p1")
     sink.send(encoded(like()), "post-liked--timeline_enrichment", "x" * 5000)
     [(_, _, attributes)] = publisher.published
-    assert attributes[wire.ATTR_DLQ_REASON] == "x" * 1000
+    assert attributes[wire.ATTR_DLQ_REASON] == "x" * 1024
+
+
+def test_a_long_reason_is_cut_by_bytes_on_a_character_boundary(publisher):
+    """1,000 'é' are 2,000 bytes: cut by characters, the dead-letter publish would fail."""
+    sink = PubSubDeadLetterSink("timeline_enrichment", project="p1")
+    sink.send(encoded(like()), "post-liked--timeline_enrichment", "é" * 1000)
+    [(_, _, attributes)] = publisher.published
+    assert attributes[wire.ATTR_DLQ_REASON] == "é" * 512
+    assert all(len(v.encode()) <= 1024 for v in attributes.values())
+
+
+def test_a_message_with_many_attributes_stays_within_pubsubs_100(publisher):
+    crowded = {**encoded(like()).attributes, **{f"x-{i}": "v" for i in range(89)}}
+    message = raw(b"{}", crowded)
+    assert len(message.attributes) == 97  # 8 ce-* attributes and 89 of the producer's
+    PubSubDeadLetterSink("timeline_enrichment", project="p1").send(message, "s--c", "why")
+    [(_, _, attributes)] = publisher.published
+    assert len(attributes) == 100
+    assert {k: attributes[k] for k in message.attributes} == dict(message.attributes)  # replayable
+    assert attributes[wire.ATTR_DLQ_REASON] == "why"  # the reason first, then where and who
+    assert attributes[wire.ATTR_DLQ_SUBSCRIPTION] == "s--c"
+    assert wire.ATTR_DLQ_ATTEMPT not in attributes
+
+
+def test_behind_an_eventarc_trigger_the_topic_names_the_subscription():
+    """Eventarc pushes from its own subscription; the CloudEvent source names the topic."""
+    sink = RecordingSink()
+    step = DeadLetter(TOPOLOGY, "audit_log", sink)
+    message = dataclasses.replace(
+        raw(b"{nope", {}, subscription="eventarc-europe-west1-audit-log-281-sub-123"),
+        topic="user-updated",
+    )
+    assert step(inflight(message, "audit_log"), Rest(REJECTED)).outcome is Outcome.DEAD_LETTERED
+    assert sink.sent[0].subscription == "user-updated--audit_log"
+
+
+def test_a_subscription_that_is_not_the_consumers_own_is_never_dead_lettered_to():
+    sink = RecordingSink()
+    message = raw(b"{}", {"ce-type": "order.dispatched.v1"}, subscription="eventarc-sub-9")
+    step = DeadLetter(TOPOLOGY, "audit_log", sink)
+    assert step(inflight(message, "audit_log"), Rest(REJECTED)).outcome is Outcome.DEAD_LETTERED
+    assert sink.sent[0].subscription == "order-dispatched--audit_log"
 
 
 def test_the_sink_reads_the_project_from_the_environment_by_default(publisher):
