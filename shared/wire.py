@@ -26,6 +26,7 @@ from shared.events import Event, EventRegistry
 
 SPECVERSION = "1.0"
 MAX_IDENTITY_LENGTH = 400  # characters of Envelope.identity; store keys take up to 1000
+MAX_DEPTH = 64  # levels of nested objects and arrays in message data; deeper is refused
 CONTENT_TYPE = "application/json"
 
 ATTR_PREFIX = "ce-"
@@ -129,8 +130,15 @@ def encode(event: Event, envelope: Envelope) -> tuple[bytes, dict[str, str]]:
     return data, attributes
 
 
-def decode_envelope(attributes: Mapping[str, str]) -> Envelope:
+def decode_envelope(
+    attributes: Mapping[str, str], *, publish_time: datetime | None = None
+) -> Envelope:
     """Read the CloudEvents context from message attributes.
+
+    Tolerant of other producers where the spec allows: ``ce-specversion`` ``1`` reads as 1.0,
+    ``ce-time`` in any RFC 3339 form. An event without ``ce-time`` is dated by
+    ``publish_time`` (when Pub/Sub accepted it), so ``max_event_age`` still holds for it; only
+    without either is it dated now.
 
     Raises:
         MalformedMessageError: a required attribute is missing or unreadable.
@@ -141,7 +149,7 @@ def decode_envelope(attributes: Mapping[str, str]) -> Envelope:
             f"message is not a CloudEvent: missing attribute(s) {', '.join(missing)}"
         )
     specversion = attributes.get(ATTR_SPECVERSION, SPECVERSION)
-    if specversion != SPECVERSION:
+    if specversion.split(".")[0] != "1" or not specversion.replace(".", "").isdigit():
         raise MalformedMessageError(
             f"unsupported CloudEvents specversion {specversion!r}; expected {SPECVERSION!r}"
         )
@@ -152,10 +160,11 @@ def decode_envelope(attributes: Mapping[str, str]) -> Envelope:
         )
     raw_time = attributes.get(ATTR_TIME)
     try:
-        time = _parse_time(raw_time) if raw_time else datetime.now(UTC)
-    except ValueError:
+        time = _parse_time(raw_time) if raw_time else publish_time or datetime.now(UTC)
+    except (ValueError, OverflowError):
         raise MalformedMessageError(
-            "ce-time is not an RFC 3339 timestamp (expected e.g. 2026-01-31T12:00:00Z)"
+            "ce-time is not an RFC 3339 timestamp in years 1-9999 UTC "
+            "(expected e.g. 2026-01-31T12:00:00Z)"
         ) from None
     return Envelope(
         id=attributes[ATTR_ID],
@@ -166,33 +175,55 @@ def decode_envelope(attributes: Mapping[str, str]) -> Envelope:
         correlation_id=attributes.get(ATTR_CORRELATION),
         traceparent=attributes.get(ATTR_TRACEPARENT),
         tracestate=attributes.get(ATTR_TRACESTATE),
-        specversion=specversion,
         datacontenttype=content_type,
     )
 
 
 def decode(
-    data: bytes, attributes: Mapping[str, str], registry: EventRegistry
+    data: bytes,
+    attributes: Mapping[str, str],
+    registry: EventRegistry,
+    *,
+    publish_time: datetime | None = None,
 ) -> tuple[Event, Envelope]:
     """Turn message data and attributes into a typed event and its envelope.
 
+    ``publish_time`` dates an event that has no ``ce-time`` (see :func:`decode_envelope`).
+
     Raises:
-        MalformedMessageError: not a CloudEvent, or data that is not JSON.
+        MalformedMessageError: not a CloudEvent, or data that is not JSON, not an object, or
+            nested deeper than :data:`MAX_DEPTH`.
         UnknownEventTypeError: ``ce-type`` is not in ``registry``.
         EventValidationError: the data does not fit the model.
     """
-    envelope = decode_envelope(attributes)
-    model_type = registry.model_for(envelope.type)  # unknown type before parsing the body
+    envelope = decode_envelope(attributes, publish_time=publish_time)
+    event_type = registry.model_for(envelope.type).event_type  # unknown type before the body
     try:
         payload = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise MalformedMessageError(f"{model_type.event_type}: message data is not JSON") from None
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested or numbers beyond limits
+        raise MalformedMessageError(f"{event_type}: message data is not JSON") from None
     if not isinstance(payload, dict):
         raise MalformedMessageError(
-            f"{model_type.event_type}: message data must be a JSON object, "
-            f"found {type(payload).__name__}"
+            f"{event_type}: message data must be a JSON object, found {type(payload).__name__}"
+        )
+    if _depth(payload) > MAX_DEPTH:
+        raise MalformedMessageError(
+            f"{event_type}: message data is nested deeper than {MAX_DEPTH} levels"
         )
     return registry.parse(envelope.type, payload), envelope
+
+
+def _depth(value: object) -> int:
+    """How deeply objects and arrays nest in ``value`` (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= MAX_DEPTH:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 def _format_time(value: datetime) -> str:
@@ -204,4 +235,6 @@ def _format_time(value: datetime) -> str:
 def _parse_time(value: str) -> datetime:
     # RFC 3339 lets the "T" and "Z" be lower case; fromisoformat takes neither in lower case.
     parsed = datetime.fromisoformat(value.upper())
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)  # OverflowError at the ends of the calendar

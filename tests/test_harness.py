@@ -6,6 +6,7 @@ tests/test_worker.py.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -185,3 +186,52 @@ def test_an_event_id_as_long_as_pubsub_allows_is_handled_not_refused_by_the_stor
     assert harness.deliver(like(), event_id=long_id).outcome is Outcome.DUPLICATE
     assert harness.deliver(like(), event_id=long_id[:-1] + "y").outcome is Outcome.HANDLED
     assert len(calls) == 2
+
+
+def nested_list(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+POISON_ATTRIBUTES = {"ce-specversion": "1.0", "ce-source": "/t", "ce-id": "poison"}
+
+
+@pytest.mark.parametrize(
+    ("data", "attributes", "reason"),
+    [
+        (b'{"a": ' * 1200 + b"1" + b"}" * 1200, {}, "post.liked.v1: message data is not JSON"),
+        (b'{"post_id": ' + b"7" * 5000 + b"}", {}, "post.liked.v1: message data is not JSON"),
+        (
+            json.dumps({"post_id": "p", "x": nested_list(70)}).encode(),
+            {},
+            "post.liked.v1: message data is nested deeper than 64 levels",
+        ),
+        (b"{}", {"ce-time": "0001-01-01T00:00:00+01:00"}, "ce-time is not an RFC 3339"),
+    ],
+    ids=["nested-1200", "5000-digits", "nested-65", "ce-time-overflow"],
+)
+def test_messages_that_can_never_succeed_are_dead_lettered_once_with_a_reason(
+    data, attributes, reason
+) -> None:
+    harness = HandlerHarness(TOPOLOGY, "timeline_enrichment", lambda e: None)
+    attributes = {**POISON_ATTRIBUTES, "ce-type": "post.liked.v1", **attributes}
+    result = harness.deliver_raw(data, attributes)
+    assert (result.outcome, result.ack) == (Outcome.DEAD_LETTERED, True)
+    [letter] = harness.dead_letters
+    assert letter.reason.startswith(reason)
+
+
+def test_a_change_value_nested_300_deep_is_dead_lettered_not_retried_forever() -> None:
+    value: object = "x"
+    for _ in range(300):
+        value = {"k": value}
+    data = {"user_id": "u1", "changed_by": "u1", "changes": {"name": {"new": value}}}
+    harness = HandlerHarness(TOPOLOGY, "audit_log", lambda e: e.redacted())
+    attributes = {**POISON_ATTRIBUTES, "ce-type": "user.updated.v1"}
+    result = harness.deliver_raw(json.dumps(data).encode(), attributes)
+    assert result.outcome is Outcome.DEAD_LETTERED
+    assert harness.dead_letters[0].reason == (
+        "user.updated.v1: message data is nested deeper than 64 levels"
+    )

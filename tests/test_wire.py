@@ -175,8 +175,70 @@ def test_an_unreadable_ce_time_says_what_was_expected() -> None:
     with pytest.raises(MalformedMessageError) as info:
         wire.decode(LIKED_DATA, {**LIKED, "ce-time": "31/01/2026"}, TOPOLOGY.registry)
     assert str(info.value) == (
-        "ce-time is not an RFC 3339 timestamp (expected e.g. 2026-01-31T12:00:00Z)"
+        "ce-time is not an RFC 3339 timestamp in years 1-9999 UTC "
+        "(expected e.g. 2026-01-31T12:00:00Z)"
     )
+
+
+def test_a_message_without_ce_time_is_dated_by_its_publish_time_when_known() -> None:
+    """Otherwise an old event without ce-time would always look new to max_event_age."""
+    published = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    _, envelope = wire.decode(LIKED_DATA, LIKED, TOPOLOGY.registry, publish_time=published)
+    assert envelope.time == published
+    stamped = {**LIKED, "ce-time": "2026-01-31T12:00:00Z"}  # ce-time, when there, wins
+    _, envelope = wire.decode(LIKED_DATA, stamped, TOPOLOGY.registry, publish_time=published)
+    assert envelope.time == LIKED_AT
+
+
+@pytest.mark.parametrize("ce_time", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_ce_time_outside_the_calendar_in_utc_is_malformed_not_a_crash(ce_time) -> None:
+    with pytest.raises(MalformedMessageError, match="years 1-9999 UTC"):
+        wire.decode(LIKED_DATA, {**LIKED, "ce-time": ce_time}, TOPOLOGY.registry)
+
+
+@pytest.mark.parametrize("specversion", ["1.0", "1"])
+def test_specversion_1_is_read_as_1_0(specversion) -> None:
+    _, envelope = wire.decode(
+        LIKED_DATA, {**LIKED, "ce-specversion": specversion}, TOPOLOGY.registry
+    )
+    assert envelope.specversion == "1.0"
+
+
+@pytest.mark.parametrize("specversion", ["2.0", "0.3", "1.x", "", "v1"])
+def test_other_specversions_are_refused(specversion) -> None:
+    with pytest.raises(MalformedMessageError, match="unsupported CloudEvents specversion"):
+        wire.decode(LIKED_DATA, {**LIKED, "ce-specversion": specversion}, TOPOLOGY.registry)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"[" * 1500 + b"]" * 1500, "message data is not JSON"),  # beyond the JSON decoder's depth
+        (b'{"post_id": ' + b"9" * 5000 + b"}", "message data is not JSON"),  # digits beyond limit
+        (b'{"a": ' + b'{"a": ' * 100 + b"1" + b"}" * 101, "nested deeper than 64 levels"),
+    ],
+)
+def test_data_no_decoder_can_take_is_malformed_with_a_reason(data, reason) -> None:
+    with pytest.raises(MalformedMessageError, match=reason):
+        wire.decode(data, LIKED, TOPOLOGY.registry)
+
+
+def user_updated_nested(depth: int) -> bytes:
+    """A user.updated.v1 whose data nests ``depth`` levels (a change's new value is a list)."""
+    value: object = "v"
+    for _ in range(depth - 3):  # the data object, changes and the change itself are 3 levels
+        value = [value]
+    data = {"user_id": "u1", "changed_by": "u1", "changes": {"name": {"new": value}}}
+    return json.dumps(data).encode()
+
+
+def test_data_nested_as_deep_as_allowed_is_read_and_one_level_more_is_not() -> None:
+    """A change value nested 300 deep passed validation and then failed model_dump forever."""
+    attributes = {**LIKED, "ce-type": "user.updated.v1"}
+    event, _ = wire.decode(user_updated_nested(wire.MAX_DEPTH), attributes, TOPOLOGY.registry)
+    assert event.event_type == "user.updated.v1"
+    with pytest.raises(MalformedMessageError, match="nested deeper than 64 levels"):
+        wire.decode(user_updated_nested(wire.MAX_DEPTH + 1), attributes, TOPOLOGY.registry)
 
 
 # -- the rest of the envelope ---------------------------------------------------------------------

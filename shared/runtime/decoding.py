@@ -24,7 +24,14 @@ class Decode:
 
     def __call__(self, message: Inflight, call_next: Next) -> Result:
         try:
-            event, envelope = wire.decode(message.raw.data, message.raw.attributes, self.registry)
+            raw = message.raw
+            event, envelope = wire.decode(
+                raw.data, raw.attributes, self.registry, publish_time=raw.publish_time
+            )
         except EventError as exc:  # its message names fields and types, never values
             return Result(Outcome.REJECTED, str(exc))
+        except Exception as exc:  # noqa: BLE001 - decoding is deterministic: retrying cannot help
+            # A failure the codec did not foresee (a validator that raises, a limit of a library)
+            # would fail the same way on every attempt: dead-letter it, naming only its type.
+            return Result(Outcome.REJECTED, f"message could not be decoded: {type(exc).__name__}")
         return call_next(dataclasses.replace(message, event=event, envelope=envelope))
