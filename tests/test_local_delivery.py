@@ -128,3 +128,50 @@ def test_shutdown_ends_the_wait_with_a_nack(stopping) -> None:
     stopping.set()
     worker.join(5)
     assert result == [False]
+
+
+class Crasher(http.server.BaseHTTPRequestHandler):
+    """A function process that dies on the message: reads the request, answers nothing."""
+
+    requests: ClassVar[list[int]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).requests.append(1)
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)  # dropped before any answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_connection_accepted_then_dropped_is_a_failed_attempt_not_a_wait(stopping) -> None:
+    """A message that crashes its function must count attempts, so it can be dead-lettered."""
+    handler: type[Crasher] = type("Handler", (Crasher,), {"requests": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        answers: list[bool] = []
+        worker = threading.Thread(
+            target=lambda: answers.append(HttpPusher(stopping).deliver(url, SUB, RAW, 5))
+        )
+        worker.start()
+        worker.join(10)
+        assert answers == [False], "the drop must end the attempt with a nack"
+        assert len(handler.requests) == 1
+    finally:
+        server.shutdown()
+
+
+def test_a_keep_alive_connection_the_function_closed_is_reopened_once(stopping) -> None:
+    server, handler = serve(protocol_version="HTTP/1.1")  # keeps connections open
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        pusher = HttpPusher(stopping)
+        assert pusher.deliver(url, SUB, RAW, 5) is True
+        pusher._connection(url).sock.shutdown(socket.SHUT_RDWR)  # as if the server had closed it
+        assert pusher.deliver(url, SUB, RAW, 5) is True
+        assert len(handler.bodies) == 2
+    finally:
+        server.shutdown()

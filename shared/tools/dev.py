@@ -137,26 +137,35 @@ class HttpPusher:
     def deliver(self, url: str, subscription_path: str, raw: RawMessage, timeout: float) -> bool:
         """POST ``raw``; True on 2xx.
 
-        While the function is unreachable (connection refused or dropped before an answer) the
-        message is not counted as delivered: it stays leased and is posted again. A function
-        that does not answer within ``timeout`` (the ack deadline) failed the attempt, as on
-        GCP, and the message is nacked.
+        While the function refuses connections (not started yet, or restarting) the message is
+        not counted as delivered: it stays leased and is posted again. A function that accepted
+        the request and then dropped the connection (it crashed on this message) or did not
+        answer within ``timeout`` (the ack deadline) failed the attempt, as on GCP, and the
+        message is nacked, so a message that kills its function reaches the dead-letter topic
+        after the declared attempts instead of looping.
         """
         body = json.dumps(to_push_body(raw, subscription_path)).encode()
         delay = 0.05
         while not self._stopping.is_set():
+            reused = self._has_open_connection(url)
             try:
                 status = self._post(url, body, timeout)
-            except TimeoutError:
-                self._drop_connection(url)
-                return False
-            except (ConnectionError, http.client.HTTPException, OSError):
+            except ConnectionRefusedError:
                 self._drop_connection(url)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 1.0)
                 continue
+            except (ConnectionError, http.client.HTTPException, OSError):  # TimeoutError too
+                self._drop_connection(url)
+                if reused:
+                    continue  # an idle keep-alive connection the server had closed: once more
+                return False
             return 200 <= status < 300
         return False  # shutting down: nack, Pub/Sub redelivers it next time
+
+    def _has_open_connection(self, url: str) -> bool:
+        conn = getattr(self._local, "conns", {}).get(url)
+        return conn is not None and conn.sock is not None
 
     def _connection(self, url: str) -> http.client.HTTPConnection:
         conns: dict[str, http.client.HTTPConnection] | None = getattr(self._local, "conns", None)
