@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from shared import config
+
+if TYPE_CHECKING:
+    from google.cloud.pubsub_v1 import SubscriberClient
 
 T = TypeVar("T")
 
@@ -44,3 +49,23 @@ class Lazy(Generic[T]):
             ours, self._pid = self._pid == os.getpid(), None
         if value is not None and ours and self._close is not None:
             self._close(value)
+
+
+# Pub/Sub takes messages up to 10 MB. On GCP the library's channel has no size limit; against
+# the emulator it opens a plain insecure channel, whose gRPC default refuses anything over
+# 4 MiB: one large message would stall a whole subscription locally. Same limits here as there.
+_UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+
+
+def subscriber_client() -> SubscriberClient:
+    """A ``SubscriberClient`` that receives messages of any size Pub/Sub allows, emulator too."""
+    from google.cloud import pubsub_v1
+
+    host = config.emulator_host()
+    if host is None:
+        return pubsub_v1.SubscriberClient()
+    import grpc
+    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
+    channel = grpc.insecure_channel(host, options=_UNLIMITED)
+    return pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared import config
-from shared._clients import Lazy
+from shared._clients import Lazy, subscriber_client
 from shared.delivery import RawMessage
 from shared.events import Event
 from shared.observability import configure_logging, describe_exception
@@ -66,7 +66,7 @@ class SubscriptionPump:
         self.callbacks = dict(callbacks)
         self.settings = settings
         self._subscriber: Lazy[SubscriberClient] = (
-            Lazy(lambda: subscriber) if subscriber is not None else Lazy(_subscriber, _close)
+            Lazy(lambda: subscriber) if subscriber is not None else Lazy(subscriber_client, _close)
         )
         self._futures: list[StreamingPullFuture] = []
 
@@ -222,12 +222,6 @@ class PullWorker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _subscriber() -> SubscriberClient:
-    from google.cloud import pubsub_v1
-
-    return pubsub_v1.SubscriberClient()
 
 
 def _close(client: SubscriberClient) -> None:

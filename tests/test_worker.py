@@ -117,3 +117,30 @@ def test_stop_lets_in_flight_handlers_finish_and_ack(setup, pull_all, project) -
     stopper.join(30)
     assert not stopper.is_alive() and done == ["p1"]
     assert pull_all(project, SUB, quiet=2) == []  # it was acked, not abandoned
+
+
+def test_a_message_over_4_mib_does_not_stall_the_subscription(setup, project) -> None:
+    """Pub/Sub takes 10 MB; the emulator's default channel refused anything over 4 MiB, which
+    stopped the whole stream: 0 of 21 delivered. Now the big one is dead-lettered (its data is
+    not an event) and the small ones flow, and the dead letter can be inspected."""
+    from shared import wire
+    from shared.tools.dlq import inspect
+
+    publisher, store = setup
+    seen: list[str] = []
+    big = b"{" + b" " * 5_000_000 + b"}"  # 5 MB of JSON that is no post.liked.v1
+    attributes = {
+        "ce-specversion": "1.0",
+        "ce-id": "big",
+        "ce-source": "/t",
+        "ce-type": "post.liked.v1",
+    }
+    with PullWorker(TOPOLOGY, "worker", lambda e: seen.append(e.post_id), store=store):
+        publisher.client.publish(publisher.topic_path("post-liked"), big, **attributes).result()
+        publisher.publish_all([like(i) for i in range(20)])
+        wait_until(lambda: len(seen) >= 20, timeout=60, what="20 small events past a 5 MB one")
+    letters = inspect(TOPOLOGY, SUB, project=project, timeout=10)
+    assert [(d.event_id, len(d.data)) for d in letters] == [("big", len(big))]
+    assert (
+        letters[0].attributes[wire.ATTR_DLQ_REASON].startswith("post.liked.v1: data does not fit")
+    )

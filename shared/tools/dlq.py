@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from shared import wire
+from shared._clients import subscriber_client
 from shared.topology import Topology
 
 if TYPE_CHECKING:
@@ -95,9 +96,7 @@ def _subscriber(given: SubscriberClient | None) -> Iterator[SubscriberClient]:
     if given is not None:
         yield given
         return
-    from google.cloud import pubsub_v1
-
-    with pubsub_v1.SubscriberClient() as client:
+    with subscriber_client() as client:
         yield client
 
 
