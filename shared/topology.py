@@ -183,6 +183,11 @@ class Consumer:
         _check_function(self.name, self.function)
 
     @property
+    def handler_budget(self) -> float:
+        """Seconds a push delivery may take: the ack deadline or the function's timeout."""
+        return float(max(self.ack_deadline, self.function.timeout))
+
+    @property
     def predicate(self) -> Predicate | None:
         """The compiled filter, or ``None`` when every message is wanted."""
         return None if self.filter is None else compile_filter(self.filter)

@@ -41,7 +41,10 @@ class WorkerSettings(NamedTuple):
 
     max_messages: int = 100  # outstanding (leased, unanswered) messages
     max_bytes: int = 100 * 1024 * 1024  # outstanding bytes: 100 MiB
-    max_lease_duration: float = 3600.0  # seconds a handler may hold a message: 1 hour
+    # Seconds a handler may hold a message (the library extends its ack deadline meanwhile):
+    # 10 minutes. Idempotency claims last as long, so a redelivery never runs beside a live
+    # handler; a worker that dies mid-message delays that event's retry by as much.
+    max_lease_duration: float = 600.0
     shutdown_timeout: float = 60.0  # seconds stop() waits for in-flight handlers
 
 
@@ -174,6 +177,7 @@ class PullWorker:
             store=self._store.get if topology.consumer(consumer).uses_store else None,
             dead_letters=self._dead_letters,
             accepts=accepts,
+            lease=max(settings.max_lease_duration, topology.consumer(consumer).handler_budget),
         )
 
         def deliver(raw: RawMessage) -> bool:

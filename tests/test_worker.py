@@ -144,3 +144,28 @@ def test_a_message_over_4_mib_does_not_stall_the_subscription(setup, project) ->
     assert (
         letters[0].attributes[wire.ATTR_DLQ_REASON].startswith("post.liked.v1: data does not fit")
     )
+
+
+def test_claims_last_as_long_as_the_worker_may_hold_a_message(tmp_path) -> None:
+    """The library extends a message's lease up to max_lease_duration; a claim that ended
+    sooner (it lasted 60 s while leases ran to an hour) let a redelivery run beside a live
+    handler. A claim lasts as long as the worker may keep the message."""
+    from shared import WorkerSettings
+
+    worker = PullWorker(
+        TOPOLOGY,
+        "worker",
+        lambda e: None,
+        store=SqliteStore(tmp_path / "state.db"),
+        settings=WorkerSettings(max_lease_duration=900),
+        project="p",
+    )
+    assert worker.pipeline.lease == 900
+    short = PullWorker(
+        TOPOLOGY,
+        "worker",
+        lambda e: None,
+        settings=WorkerSettings(max_lease_duration=5),
+        project="p",
+    )
+    assert short.pipeline.lease == TOPOLOGY.consumer("worker").handler_budget == 60  # never less

@@ -64,6 +64,8 @@ class Pipeline:
             consumers declared with ``uses_store=False``).
         dead_letters: where undeliverable messages go.
         accepts: the event models the handler takes, for handlers without an annotation.
+        lease: seconds an idempotency claim holds: as long as the runner may keep a message.
+            Default: the consumer's ack deadline or its function's timeout, whichever is longer.
 
     Raises:
         TopologyError: the handler names an event type the consumer's topics do not carry.
@@ -79,6 +81,7 @@ class Pipeline:
         store: Callable[[], Store] | None,
         dead_letters: DeadLetterSink,
         accepts: Iterable[type[Event]] | None = None,
+        lease: float | None = None,
     ) -> None:
         self.topology = topology
         self.consumer: Consumer = topology.consumer(consumer)
@@ -87,7 +90,7 @@ class Pipeline:
         carried = [m for t in self.consumer.topics for m in topology.topics[t].events]
         self.accepts = accepted_types(handler, consumer, carried, accepts)
         # A claim outlives the handler's time budget, so a live handler is never taken over.
-        self.lease = float(max(self.consumer.ack_deadline, self.consumer.function.timeout))
+        self.lease = lease if lease is not None else self.consumer.handler_budget
         self.steps = self._steps(store)
         self._run: Next = compose(self.steps, Run(handler))
 
