@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -74,3 +75,39 @@ def test_the_publish_command_validates_then_publishes(project, pull_all, capsys)
     assert main(["publish", "post.liked.v1", data, "--correlation-id", "c-1"]) == 0
     [message] = pull_all(project, "post-liked--audit_log", expect=1)
     assert message.attributes["ce-correlationid"] == "c-1"
+
+
+def test_a_dead_letter_replayed_after_the_fix_is_handled_not_dropped_as_a_duplicate(
+    project, tmp_path
+) -> None:
+    """The handler rejected the event (PermanentError), it was fixed, the dead letter replayed:
+    the event must be handled. Completing the claim on dead-lettering made the consumer drop the
+    replay as a duplicate, and replay then removed it from the dead-letter queue: gone."""
+    from shared import PermanentError, Publisher, PullWorker
+    from shared.stores.sqlite import SqliteStore
+    from tests.conftest import wait_until
+
+    provision(TOPOLOGY)
+    store = SqliteStore(tmp_path / "state.db")
+    fixed = threading.Event()
+    handled: list[str] = []
+
+    def handler(event: PostLiked) -> None:
+        if not fixed.is_set():
+            raise PermanentError("post not found")
+        handled.append(event.post_id)
+
+    event = PostLiked(post_id="p9", liker_id="u1", author_id="u2", liked_at=datetime.now(UTC))
+    with PullWorker(TOPOLOGY, "timeline_enrichment", handler, store=store):
+        Publisher(TOPOLOGY).publish_all([event])
+        letters: list[object] = []
+        wait_until(
+            lambda: letters.extend(inspect(TOPOLOGY, SUB, project=project, timeout=1)) or letters,
+            timeout=60,
+            what="the rejected event on the dead-letter queue",
+        )
+        fixed.set()
+        assert replay(TOPOLOGY, SUB, project=project) == 1
+        wait_until(lambda: handled == ["p9"], timeout=60, what="the replayed event handled")
+    assert inspect(TOPOLOGY, SUB, project=project, timeout=2) == []
+    store.close()
