@@ -25,10 +25,11 @@ import json
 import re
 import types
 import typing
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, RootModel
 from pydantic import ValidationError as _PydanticValidationError
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
@@ -176,7 +177,7 @@ def _redact_model(model: BaseModel, sensitive_keys: frozenset[str] = frozenset()
     out: dict[str, Any] = {}
     dumped = model.model_dump(mode="json", by_alias=True)
     for name, info in type(model).model_fields.items():
-        key = info.serialization_alias or info.alias or name
+        key = info.serialization_alias or name  # an alias is also the serialization alias
         if key not in dumped:
             continue
         value = getattr(model, name)
@@ -198,7 +199,7 @@ def _redact_value(value: Any, dumped: Any, sensitive_keys: frozenset[str]) -> An
             else _redact_value(v, dumped[str(k)], sensitive_keys)
             for k, v in value.items()
         }
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | set | frozenset | deque):  # dumped in the same order
         return [_redact_value(v, d, sensitive_keys) for v, d in zip(value, dumped, strict=True)]
     return dumped
 
@@ -265,7 +266,7 @@ class EventRegistry:
             payload = data if isinstance(data, Mapping) else _json_or_none(data)
             problems = [
                 (safe_path(model, err["loc"], payload), err["msg"])
-                for err in exc.errors(include_url=False, include_input=False)
+                for err in exc.errors(include_input=False)
             ]
             raise EventValidationError(model.event_type, problems) from None
 
@@ -275,26 +276,26 @@ def safe_path(model: type[BaseModel], loc: Iterable[int | str], payload: Any) ->
 
     A mapping's keys and a model's unknown fields are the producer's words, and a key can be the
     sensitive value itself (``changes: {"email": {"alice@example.com": 1}}``): they appear as
-    ``[key 2]`` (the second entry) or ``[field 1]``, never as themselves. Declared field names
-    and list indexes are kept, so ``changes[key 1].new`` still says where to look.
+    their position among the keys of ``payload`` there (``[key 2]``, ``[field 1]``, or ``?`` when
+    ``payload`` does not hold them), never as themselves. Declared field names (or their aliases)
+    and list indexes are kept, so ``changes[key 1].new`` still says where to look. Inside a union
+    (``A | B``; ``A | None`` is just ``A``) every name is a position: pydantic's names for the
+    members are not told apart from the producer's words.
     """
     path = ""
     kind: Any = model
     for item in loc:
         kind = _unwrap(kind)
-        model_fields = _fields_of(kind)
-        if model_fields is not None and isinstance(item, str) and item in model_fields:
-            path += f".{item}" if path else item
-            kind, payload = model_fields[item], _get(payload, item)
-        elif isinstance(item, int):
-            path += f"[{item}]"
-            kind, payload = _item_type(kind), _get(payload, item)
-        else:
+        fields = _fields_of(kind)
+        if item in fields:
+            path, kind = f"{path}.{item}", fields[item]
+        elif isinstance(item, int) and isinstance(payload, list | tuple):
+            path, kind = f"{path}[{item}]", _item_type(kind, item)
+        else:  # a mapping's key (an int one too), an undeclared field, a union's member
             label = "key" if _is_mapping(kind) else "field"
-            path += f"[{label} {_position(payload, item)}]"
-            kind = _value_type(kind) if label == "key" else None
-            payload = _get(payload, item)
-    return path
+            path, kind = f"{path}[{label} {_position(payload, item)}]", _value_type(kind)
+        payload = _get(payload, item)
+    return path.removeprefix(".")
 
 
 def _json_or_none(data: bytes | str) -> Any:
@@ -305,30 +306,26 @@ def _json_or_none(data: bytes | str) -> Any:
 
 
 def _unwrap(kind: Any) -> Any:
-    """``Annotated[X, ...]`` and ``X | None`` as ``X``."""
-    while True:
-        origin = typing.get_origin(kind)
-        if origin is typing.Annotated:
-            kind = typing.get_args(kind)[0]
-            continue
-        if origin in (typing.Union, types.UnionType):
-            members = [m for m in typing.get_args(kind) if m is not type(None)]
-            if len(members) == 1:
-                kind = members[0]
-                continue
-        return kind
+    """``Annotated[X, ...]``, ``X | None`` and ``RootModel[X]`` as ``X``; a union as ``None``."""
+    if isinstance(kind, type) and issubclass(kind, RootModel):  # its errors' loc has no "root"
+        return _unwrap(kind.model_fields["root"].annotation)
+    origin = typing.get_origin(kind)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(kind)[0])
+    if origin in (typing.Union, types.UnionType):
+        members = [m for m in typing.get_args(kind) if m is not type(None)]
+        return _unwrap(members[0]) if len(members) == 1 else None
+    return kind
 
 
-def _fields_of(kind: Any) -> dict[str, Any] | None:
-    """Field name and alias -> annotation, for a model class; ``None`` for anything else."""
-    if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
-        return None
-    fields: dict[str, Any] = {}
-    for name, info in kind.model_fields.items():
-        fields[name] = info.annotation
-        if info.alias:
-            fields[info.alias] = info.annotation
-    return fields
+def _fields_of(kind: Any) -> dict[str, Any]:
+    """Field names and their aliases -> annotation, for a model class; empty for anything else."""
+    return {
+        key: info.annotation
+        for name, info in getattr(kind, "model_fields", {}).items()
+        for key in (name, info.validation_alias)
+        if isinstance(key, str)  # an AliasPath or AliasChoices is not named
+    }
 
 
 def _is_mapping(kind: Any) -> bool:
@@ -336,28 +333,27 @@ def _is_mapping(kind: Any) -> bool:
     return isinstance(origin, type) and issubclass(origin, Mapping)
 
 
+def _item_type(kind: Any, index: int) -> Any:
+    """The declared type of item ``index`` of a list, set or tuple type."""
+    args = [arg for arg in typing.get_args(kind) if arg is not Ellipsis] or [None]
+    return args[min(index, len(args) - 1)]  # a tuple[A, B] declares one type per position
+
+
 def _value_type(kind: Any) -> Any:
-    args = typing.get_args(kind)
-    return args[1] if len(args) == 2 else None
-
-
-def _item_type(kind: Any) -> Any:
-    args = typing.get_args(kind)
-    return args[0] if args else None
+    """The declared type of a mapping type's values; ``None`` for a model or no type."""
+    return (typing.get_args(kind) or (None,))[-1]
 
 
 def _get(payload: Any, item: int | str) -> Any:
     if isinstance(payload, Mapping):
-        return payload.get(item)
-    if isinstance(payload, list) and isinstance(item, int) and 0 <= item < len(payload):
+        return payload.get(item)  # a defaultdict's [] would add the key to the producer's data
+    try:
         return payload[item]
-    return None
+    except (LookupError, TypeError):
+        return None
 
 
 def _position(payload: Any, item: int | str) -> str:
     """1-based position of ``item`` among ``payload``'s keys, or ``?`` when it cannot be told."""
-    if isinstance(payload, Mapping):
-        for index, key in enumerate(payload, start=1):
-            if key == item:
-                return str(index)
-    return "?"
+    keys = list(payload) if isinstance(payload, Mapping) else []
+    return str(keys.index(item) + 1) if item in keys else "?"

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict, deque
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar
 
 import pytest
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from shared import REDACTED, Event, EventRegistry, Sensitive, TopologyError
 from shared.errors import EventValidationError, UnknownEventTypeError
-from shared.events import SensitiveKeys
+from shared.events import SensitiveKeys, safe_path
 from shared.system.events import FieldChange, PostLiked, UserUpdated
 
 CANARY = "canary-7f3a@example.com"
@@ -335,3 +336,153 @@ def test_validation_errors_keep_declared_names_and_list_indexes() -> None:
     with pytest.raises(EventValidationError) as raised:
         EventRegistry([Basket]).parse("basket.filled.v1", {"items": [{}, {"x": 1}]})
     assert raised.value.fields == ["items[1][field 1]", "ownerId"]
+
+
+VALID_CARD = {"number": "4111", "brand": "visa"}
+
+
+class CardBook(Event):
+    """A model inside every container a declared field can sit in."""
+
+    event_type: ClassVar[str] = "card_book.changed.v1"
+    by_owner: dict[str, Card] = Field(default_factory=dict)
+    lists_by_owner: dict[str, list[Card]] = Field(default_factory=dict)
+    owners: list[dict[str, Card]] = Field(default_factory=list)
+    backup: Card | None = None
+    described: list[Annotated[Card | None, Field(description="a card or a gap")]] = Field(
+        default_factory=list
+    )
+    labelled: tuple[str, Card] | None = None
+    spares: tuple[Card, ...] = ()
+    primary: Card | None = Field(default=None, alias="primaryCard")
+    fallback: Card | None = Field(default=None, validation_alias="fallbackCard")
+    by_pin: dict[int, Card] = Field(default_factory=dict)
+    book: RootModel[dict[str, Card]] | None = None
+
+
+@pytest.mark.parametrize(
+    ("data", "fields"),
+    [
+        ({"by_owner": {CANARY: {"brand": "visa"}}}, ["by_owner[key 1].number"]),
+        (
+            {"lists_by_owner": {"a": [], CANARY: [VALID_CARD, {"brand": "visa"}]}},
+            ["lists_by_owner[key 2][1].number"],
+        ),
+        ({"owners": [{}, {CANARY: {"number": "4111"}}]}, ["owners[1][key 1].brand"]),
+        ({"backup": {"brand": "visa"}}, ["backup.number"]),
+        (
+            {"described": [VALID_CARD, None, {"number": 4111, "brand": "visa"}]},
+            ["described[2].number"],
+        ),
+        ({"labelled": [CANARY, {"brand": "visa"}]}, ["labelled[1].number"]),
+        ({"spares": [VALID_CARD, VALID_CARD, {"brand": "visa"}]}, ["spares[2].number"]),
+        ({"primaryCard": {"brand": "visa"}}, ["primaryCard.number"]),
+        ({"fallbackCard": {"brand": "visa"}}, ["fallbackCard.number"]),
+        ({"book": {"root": {"brand": "visa"}}}, ["book[key 1].number"]),  # not its "root" field
+    ],
+)
+def test_declared_fields_keep_their_names_inside_any_container(data, fields) -> None:
+    """Mappings, lists, tuples, ``X | None``, ``Annotated``, ``RootModel`` and aliases, nested."""
+    registry = EventRegistry([CardBook])
+    for payload in (data, json.dumps(data)):
+        with pytest.raises(EventValidationError) as raised:
+            registry.parse("card_book.changed.v1", payload)
+        assert raised.value.fields == fields
+        assert CANARY not in str(raised.value)
+
+
+def test_an_int_key_of_a_mapping_is_named_by_position_and_not_read_as_a_list_index() -> None:
+    registry = EventRegistry([CardBook])
+    pin = 4155550100  # a mapping handed to parse() can have int keys, which JSON cannot
+    with pytest.raises(EventValidationError) as raised:
+        registry.parse("card_book.changed.v1", {"by_pin": {pin: {"brand": "visa"}}})
+    assert raised.value.fields == ["by_pin[key 1].number"]
+    with pytest.raises(EventValidationError) as wrong_type:  # dict[str, Card] refuses the int
+        registry.parse("card_book.changed.v1", {"by_owner": {"ann": VALID_CARD, pin: VALID_CARD}})
+    assert wrong_type.value.fields[0].startswith("by_owner[key 2]")
+    assert str(pin) not in str(raised.value) + str(wrong_type.value)
+
+
+@pytest.mark.parametrize("payload", [{"changes": {}}, None])
+def test_a_key_the_payload_does_not_hold_is_named_by_a_question_mark(payload) -> None:
+    path = safe_path(UserUpdated, ("changes", CANARY, "new"), payload)
+    assert path == "changes[key ?].new"
+
+
+@pytest.mark.parametrize(
+    ("data", "why"), [(b"[1]", "Input should be an object"), (b"nope", "Invalid JSON")]
+)
+def test_data_that_is_not_a_json_object_is_named_data(data, why) -> None:
+    with pytest.raises(EventValidationError) as raised:
+        EventRegistry([PostLiked]).parse("post.liked.v1", data)
+    assert raised.value.fields == [""]
+    assert f"(<data>: {why}" in str(raised.value)
+
+
+def test_sensitive_fields_of_models_in_sets_and_deques_are_redacted() -> None:
+    class Token(BaseModel):
+        model_config = ConfigDict(frozen=True)  # hashable, so it can sit in a set
+
+        secret: Annotated[str, Sensitive]
+        scope: str
+
+    class TokensIssued(Event):
+        event_type: ClassVar[str] = "tokens.issued.v1"
+        tokens: set[Token]
+        revoked: frozenset[Token]
+        queued: deque[Token]
+
+    event = TokensIssued(
+        tokens={Token(secret=CANARY, scope="read")},
+        revoked=frozenset({Token(secret=CANARY + "2", scope="write")}),
+        queued=deque([Token(secret=CANARY + "3", scope="admin")]),
+    )
+    assert event.redacted() == {
+        "tokens": [{"secret": REDACTED, "scope": "read"}],
+        "revoked": [{"secret": REDACTED, "scope": "write"}],
+        "queued": [{"secret": REDACTED, "scope": "admin"}],
+    }
+
+
+def test_a_field_with_only_a_serialization_alias_appears_under_it_when_redacted() -> None:
+    class Moved(Event):
+        event_type: ClassVar[str] = "parcel.moved.v1"
+        parcel_id: str = Field(serialization_alias="parcelId")
+        secret: Annotated[str, Sensitive] = Field(serialization_alias="pin")
+
+    assert Moved(parcel_id="p1", secret=CANARY).redacted() == {"parcelId": "p1", "pin": REDACTED}
+
+
+def test_sensitive_keys_may_be_declared_in_any_case() -> None:
+    class Contacted(Event):
+        event_type: ClassVar[str] = "customer.contacted.v1"
+        via: Annotated[dict[str, str], SensitiveKeys("Email", "PHONE")]
+
+    event = Contacted(via={"email": CANARY, "Phone": "+1 555 0100", "city": "Oslo"})
+    assert event.redacted() == {"via": {"email": REDACTED, "Phone": REDACTED, "city": "Oslo"}}
+
+
+def test_inside_a_union_every_name_is_a_position() -> None:
+    """pydantic's loc names the member it tried (``dict[str,float]``): a name ``safe_path`` does
+    not tell apart from a producer's key, so everything inside is named by position."""
+
+    class Measured(Event):
+        event_type: ClassVar[str] = "sensor.measured.v1"
+        reading: dict[str, float] | float
+
+    with pytest.raises(EventValidationError) as raised:
+        EventRegistry([Measured]).parse("sensor.measured.v1", {"reading": {CANARY: "high"}})
+    assert raised.value.fields == ["reading[field ?][field ?]", "reading[field ?]"]
+    assert CANARY not in str(raised.value)
+
+
+def test_naming_the_fields_of_an_error_leaves_the_data_as_it_was() -> None:
+    reading = defaultdict(str, {CANARY: "high"})  # [] on it would add the key it looks up
+
+    class Measured(Event):
+        event_type: ClassVar[str] = "sensor.measured.v1"
+        reading: dict[str, float] | float
+
+    with pytest.raises(EventValidationError):
+        EventRegistry([Measured]).parse("sensor.measured.v1", {"reading": reading})
+    assert reading == {CANARY: "high"}
