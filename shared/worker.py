@@ -122,22 +122,38 @@ class SubscriptionPump:
     def stop(self, timeout: float | None = None) -> None:
         """Stop pulling and wait for in-flight callbacks (each is acked or nacked).
 
-        ``timeout`` (default ``settings.shutdown_timeout``) bounds the whole stop, not each
-        subscription's.
+        ``timeout`` (default ``settings.shutdown_timeout``) bounds the whole stop. Cancelling a
+        stream can itself block (the emulator never closes a cancelled stream), so the streams
+        are stopped in a helper thread; past the deadline the stop goes on without them, and
+        whatever they held is redelivered after its ack deadline.
         """
-        deadline = time.monotonic() + (timeout or self.settings.shutdown_timeout)
-        for future in self._futures:
-            future.cancel()
-        for future in self._futures:
-            # A cancelled stream may re-raise the error that ended it; stopping goes on regardless.
-            with contextlib.suppress(Exception):
-                future.result(timeout=max(0.0, deadline - time.monotonic()))
-        self._futures.clear()
+        limit = timeout or self.settings.shutdown_timeout
+        futures, self._futures = self._futures, []
+        stopper = threading.Thread(
+            target=_stop_streams, args=(futures, limit), name="pubsub-kit-stop", daemon=True
+        )
+        stopper.start()
+        stopper.join(limit)
+        if stopper.is_alive():
+            log.warning(
+                "streams did not stop in time; going on without them",
+                extra={"fields": {"timeout_s": limit}},
+            )
         self._subscriber.close()
 
     @property
     def running(self) -> bool:
         return any(not f.done() for f in self._futures)
+
+
+def _stop_streams(futures: list[StreamingPullFuture], limit: float) -> None:
+    deadline = time.monotonic() + limit
+    for future in futures:
+        future.cancel()
+    for future in futures:
+        # A cancelled stream may re-raise the error that ended it; stopping goes on regardless.
+        with contextlib.suppress(Exception):
+            future.result(timeout=max(0.0, deadline - time.monotonic()))
 
 
 class PullWorker:

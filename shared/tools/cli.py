@@ -390,6 +390,7 @@ def _dev(topology: Topology, project: str, port_base: int, store: str) -> int:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        print("stopping: delivery first, then the functions", flush=True)
         return 0
     finally:
         system.stop()

@@ -20,6 +20,7 @@ import http.client
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -108,16 +109,24 @@ class FunctionProcess:
         )
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
+        """SIGTERM its process group; SIGKILL what is still there after ``timeout`` seconds."""
+        self.terminate()
+        self.wait_or_kill(time.monotonic() + timeout)
+
+    def terminate(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+
+    def wait_or_kill(self, deadline: float) -> None:
+        if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, 15)
         try:
-            self.process.wait(timeout)
+            self.process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, 9)
-            self.process.wait(timeout)
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
 
 
 def _pump_lines(name: str, stream: IO[str] | None, on_line: Callable[[str, str], None]) -> None:
@@ -295,6 +304,12 @@ class LocalSystem:
     def stop_function(self, name: str) -> None:
         self.functions[name].stop()
 
+    def deliver(self, subscription: str, raw: RawMessage) -> bool:
+        """Post ``raw`` to the function of ``subscription`` as the pump does; True when acked."""
+        return self._deliverer(
+            subscription, self.topology.subscription(subscription).consumer.name
+        )(raw)
+
     def _deliverer(self, subscription: str, consumer: str) -> Callable[[RawMessage], bool]:
         path = f"projects/{self.project}/subscriptions/{subscription}"
 
@@ -312,8 +327,11 @@ class LocalSystem:
         self._stopping.set()
         if self._pump is not None:
             self._pump.stop(timeout=15)
+        for fn in self.functions.values():  # all at once: each may take seconds to exit
+            fn.terminate()
+        deadline = time.monotonic() + 10
         for fn in self.functions.values():
-            fn.stop()
+            fn.wait_or_kill(deadline)
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
