@@ -26,9 +26,13 @@ class Observe:
 
     The line's severity is the outcome's; its fields are the consumer, message id, subscription,
     attempt, event id and type, ``status``, ``outcome`` (ack or nack), ``reason`` and
-    ``duration_ms``. While the event is handled, every log line carries its trace and
-    correlation id, and events published from the handler continue both.
+    ``duration_ms``; a warning first when handling outlasted the ack deadline (a push may
+    then have been delivered again). While the event is handled, every log line carries its
+    trace and correlation id, and events published from the handler continue both.
     """
+
+    def __init__(self, ack_deadline: float | None = None) -> None:
+        self.ack_deadline = ack_deadline
 
     def __call__(self, message: Inflight, call_next: Next) -> Result:
         started = time.monotonic()
@@ -41,6 +45,13 @@ class Observe:
                 error = describe_exception(exc)
                 log.error("pipeline step raised", extra={"fields": {"error": error}})
                 result = Result(Outcome.RETRY, error["type"])
+            elapsed = time.monotonic() - started
+            if self.ack_deadline is not None and elapsed > self.ack_deadline:
+                log.warning(
+                    f"handling took {elapsed:.1f} s, longer than the ack deadline "
+                    f"({self.ack_deadline:g} s): Pub/Sub may have delivered it again meanwhile",
+                    extra={"fields": {"duration_ms": round(elapsed * 1000, 1)}},
+                )
             log.log(
                 result.outcome.severity,
                 f"{result.status} {fields['event_type'] or 'message'}",
@@ -49,7 +60,7 @@ class Observe:
                         "outcome": "ack" if result.ack else "nack",
                         "status": result.status,
                         "reason": result.reason,
-                        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                        "duration_ms": round(elapsed * 1000, 1),
                     }
                 },
             )

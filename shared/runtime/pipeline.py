@@ -97,7 +97,7 @@ class Pipeline:
     def _steps(self, store: Callable[[], Store] | None) -> list[Step]:
         consumer = self.consumer
         steps: list[Step] = [
-            Observe(),
+            Observe(consumer.ack_deadline),
             DeadLetter(self.topology, consumer.name, self.dead_letters),
         ]
         if consumer.predicate is not None:

@@ -55,6 +55,7 @@ class FunctionProcess:
     env: dict[str, str]
     functions_dir: Path = ROOT / "functions"
     process: subprocess.Popen[str] | None = None
+    wanted: bool = False  # started, and not stopped on purpose: restart it if it dies
 
     @property
     def url(self) -> str:
@@ -278,6 +279,22 @@ class LocalSystem:
             self.settings,
         )
         self._pump.start()
+        threading.Thread(target=self._supervise, name="pubsub-kit-supervisor", daemon=True).start()
+
+    def _supervise(self, interval: float = 0.5) -> None:
+        """Start again a function whose process died, as Cloud Run starts a new instance.
+
+        A message that kills its function (a crash, an out-of-memory kill) fails its attempt
+        and comes back with backoff; without a new process every message after it would wait.
+        """
+        while not self._stopping.wait(interval):
+            for fn in self.functions.values():
+                if fn.wanted and fn.process is not None and fn.process.poll() is not None:
+                    self.on_line(
+                        fn.name, f"exited with code {fn.process.returncode}; starting it again"
+                    )
+                    with contextlib.suppress(ConfigurationError):  # tried again next round
+                        self.start_function(fn.name)
 
     def function_env(self, name: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -297,11 +314,14 @@ class LocalSystem:
         fn = self.functions[name]
         if fn.process is not None and fn.process.poll() is None:
             return
+        fn.wanted = True
         fn.env = self.function_env(name)
         fn.start(self.on_line)
         fn.wait_ready()
 
     def stop_function(self, name: str) -> None:
+        """Stop one function on purpose (it is not restarted); its messages wait for it."""
+        self.functions[name].wanted = False
         self.functions[name].stop()
 
     def deliver(self, subscription: str, raw: RawMessage) -> bool:
@@ -328,6 +348,7 @@ class LocalSystem:
         if self._pump is not None:
             self._pump.stop(timeout=15)
         for fn in self.functions.values():  # all at once: each may take seconds to exit
+            fn.wanted = False
             fn.terminate()
         deadline = time.monotonic() + 10
         for fn in self.functions.values():

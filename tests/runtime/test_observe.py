@@ -176,3 +176,21 @@ def test_a_step_that_raises_is_retried_and_logged_without_its_message(caplog):
     assert line.fields["outcome"] == "nack"
     assert CANARY not in caplog.text
     assert all(CANARY not in repr(record.__dict__) for record in caplog.records)
+
+
+@pytest.mark.parametrize(("took", "warned"), [(10.5, True), (10.0, False), (3.0, False)])
+def test_handling_longer_than_the_ack_deadline_is_warned_about(caplog, monkeypatch, took, warned):
+    readings = iter([100.0, 100.0 + took])
+    monkeypatch.setattr(
+        observe_module, "time", types.SimpleNamespace(monotonic=lambda: next(readings))
+    )
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        Observe(ack_deadline=10)(inflight(encoded(like())), Rest())
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == int(warned)
+    if warned:
+        assert warnings[0].getMessage() == (
+            "handling took 10.5 s, longer than the ack deadline (10 s): "
+            "Pub/Sub may have delivered it again meanwhile"
+        )
+    assert caplog.records[-1].getMessage() == "handled post.liked.v1"  # the outcome line last
