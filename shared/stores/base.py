@@ -66,7 +66,10 @@ class Store(abc.ABC):
     # -- audit log ------------------------------------------------------------------------
     @abc.abstractmethod
     def record_audit(self, entry: AuditEntry) -> bool:
-        """Store ``entry`` once per event id; returns ``False`` if it was already there."""
+        """Store ``entry`` once per event (its source and id); ``False`` if it was already there.
+
+        Two producers may reuse an id: their events are two entries.
+        """
 
     @abc.abstractmethod
     def query_audit(

@@ -216,7 +216,8 @@ class FirestoreStore(Store):
             # Firestore form; such data is kept as its JSON text instead.
             document["data_json"] = json.dumps(entry.data, sort_keys=True)
         try:
-            self._doc("audit", entry.event_id).create(document)
+            # Keyed by source and id, as CloudEvents identifies an event.
+            self._doc("audit", entry.source, entry.event_id).create(document)
         except AlreadyExists:
             return False
         return True

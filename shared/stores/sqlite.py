@@ -19,14 +19,10 @@ from pathlib import Path
 
 from shared.stores.base import DONE_RETENTION, AuditEntry, ClaimState, Store, check_key
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS claims (
-    key TEXT PRIMARY KEY,
-    state TEXT NOT NULL CHECK (state IN ('claimed', 'done')),
-    expires_at REAL NOT NULL
-);
+# CloudEvents identify an event by source and id: two producers may both send an event "1".
+_AUDIT_TABLE = """
 CREATE TABLE IF NOT EXISTS audit (
-    event_id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
     event_type TEXT NOT NULL,
     source TEXT NOT NULL,
     time TEXT NOT NULL,
@@ -34,8 +30,20 @@ CREATE TABLE IF NOT EXISTS audit (
     actor TEXT,
     correlation_id TEXT,
     data TEXT NOT NULL,
-    recorded_at TEXT NOT NULL
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (source, event_id)
 );
+"""
+_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('claimed', 'done')),
+    expires_at REAL NOT NULL
+);
+"""
+    + _AUDIT_TABLE
+    + """
 CREATE INDEX IF NOT EXISTS claims_expiry ON claims (state, expires_at);
 CREATE INDEX IF NOT EXISTS audit_subject ON audit (subject, time);
 CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time);
@@ -52,6 +60,18 @@ CREATE TABLE IF NOT EXISTS applied (
     expires_at REAL NOT NULL
 );
 """
+)
+
+
+def _migrate_audit_key(db: sqlite3.Connection) -> None:
+    """Files made before the audit log was keyed by source and event id get the new key."""
+    keys = [row[1] for row in db.execute("PRAGMA table_info(audit)") if row[5]]
+    if keys == ["event_id"]:
+        db.executescript(
+            "BEGIN IMMEDIATE; ALTER TABLE audit RENAME TO audit_by_id;"
+            + _AUDIT_TABLE
+            + "INSERT INTO audit SELECT * FROM audit_by_id; DROP TABLE audit_by_id; COMMIT;"
+        )
 
 
 class SqliteStore(Store):
@@ -91,6 +111,7 @@ class SqliteStore(Store):
                     db = self._connection()
                     if self.path != ":memory:":
                         db.execute("PRAGMA journal_mode = WAL")  # persistent: once per file
+                    _migrate_audit_key(db)
                     db.executescript(_SCHEMA)  # runs outside BEGIN: it commits itself
                 return
             except sqlite3.OperationalError as exc:

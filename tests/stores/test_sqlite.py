@@ -85,3 +85,28 @@ def test_close_closes_every_threads_connection(tmp_path: Path) -> None:
         except sqlite3.ProgrammingError:
             continue  # closed, as it should be
         raise AssertionError("a connection was left open by close()")
+
+
+def test_a_file_from_before_the_audit_was_keyed_by_source_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+    from datetime import UTC, datetime
+
+    from shared.stores.base import AuditEntry
+    from shared.stores.sqlite import SqliteStore
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE audit (event_id TEXT PRIMARY KEY, event_type TEXT NOT NULL, "
+        "source TEXT NOT NULL, time TEXT NOT NULL, subject TEXT, actor TEXT, "
+        "correlation_id TEXT, data TEXT NOT NULL, recorded_at TEXT NOT NULL);"
+        "INSERT INTO audit VALUES ('1', 't.x.v1', '/a', '2026-01-01T00:00:00.000000+00:00', "
+        "NULL, NULL, NULL, '{}', '2026-01-01T00:00:00.000000+00:00');"
+    )
+    old.close()
+    store = SqliteStore(path)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    other = AuditEntry("1", "t.x.v1", "/b", now, None, None, None, {}, now)
+    assert store.record_audit(other) is True  # same id, another source: kept
+    assert sorted(e.source for e in store.query_audit()) == ["/a", "/b"]
+    store.close()

@@ -173,6 +173,16 @@ def test_record_audit_is_idempotent_per_event_id(store: Store) -> None:
     assert store.query_audit() == [first]
 
 
+def test_the_same_event_id_from_another_source_is_another_entry(store: Store) -> None:
+    """CloudEvents identify an event by source and id; two producers may both number from 1."""
+    web = AuditEntry(**{**vars(entry("1")), "source": "/services/web"})
+    mobile = AuditEntry(**{**vars(entry("1")), "source": "/services/mobile"})
+    assert store.record_audit(web) is True
+    assert store.record_audit(mobile) is True
+    assert store.record_audit(web) is False
+    assert sorted(e.source for e in store.query_audit()) == ["/services/mobile", "/services/web"]
+
+
 def test_audit_entry_round_trips_exactly(store: Store) -> None:
     recorded = entry(
         "e1",
