@@ -165,6 +165,14 @@ def test_ce_time_is_read_as_an_instant_in_any_rfc_3339_form(ce_time) -> None:
     assert envelope.time.utcoffset() is not None
 
 
+@pytest.mark.usefixtures("machine_in_new_york")
+def test_ce_time_is_read_in_utc_whatever_zone_the_machine_is_in() -> None:
+    """A handler that takes the event's date or hour gets the same answer on every machine."""
+    attributes = {**LIKED, "ce-time": "2026-01-31T14:00:00+02:00"}
+    _, envelope = wire.decode(LIKED_DATA, attributes, TOPOLOGY.registry)
+    assert envelope.time.isoformat() == "2026-01-31T12:00:00+00:00"
+
+
 def test_a_message_without_ce_time_is_stamped_with_its_arrival_in_utc() -> None:
     before = datetime.now(UTC)
     _, envelope = wire.decode(LIKED_DATA, LIKED, TOPOLOGY.registry)

@@ -108,10 +108,14 @@ def dead_letter_attributes(
 
 
 def fit_bytes(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` UTF-8 bytes, never inside a character."""
-    encoded = text.encode("utf-8")
+    """``text`` as valid UTF-8 of at most ``limit`` bytes, never cut inside a character.
+
+    A lone surrogate (text decoded with ``surrogateescape``, say) has no UTF-8 form and becomes
+    ``?``: a reason that cannot be encoded must not stop the message reaching its dead letter.
+    """
+    encoded = text.encode("utf-8", errors="replace")
     if len(encoded) <= limit:
-        return text
+        return encoded.decode("utf-8")
     return encoded[:limit].decode("utf-8", errors="ignore")
 
 

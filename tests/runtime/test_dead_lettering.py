@@ -210,6 +210,14 @@ def test_a_long_reason_is_cut_by_bytes_on_a_character_boundary(publisher):
     assert all(len(v.encode()) <= 1024 for v in attributes.values())
 
 
+def test_a_long_reason_is_never_cut_inside_a_character(publisher):
+    """'€' is 3 bytes and 1,024 is not a multiple of 3: the stray byte is dropped, not sent."""
+    sink = PubSubDeadLetterSink("timeline_enrichment", project="p1")
+    sink.send(encoded(like()), "post-liked--timeline_enrichment", "€" * 500)
+    [(_, _, attributes)] = publisher.published
+    assert attributes[wire.ATTR_DLQ_REASON] == "€" * 341  # 1,023 bytes
+
+
 def test_a_message_with_many_attributes_stays_within_pubsubs_100(publisher):
     crowded = {**encoded(like()).attributes, **{f"x-{i}": "v" for i in range(89)}}
     message = raw(b"{}", crowded)
@@ -223,6 +231,16 @@ def test_a_message_with_many_attributes_stays_within_pubsubs_100(publisher):
     assert wire.ATTR_DLQ_ATTEMPT not in attributes
 
 
+def test_a_message_already_at_pubsubs_100_attributes_is_dead_lettered_with_them_alone(publisher):
+    """Adding even the reason would make Pub/Sub refuse the dead letter, and the message loop."""
+    full = {**encoded(like()).attributes, **{f"x-{i}": "v" for i in range(92)}}
+    message = raw(b"{}", full)
+    assert len(message.attributes) == 100
+    PubSubDeadLetterSink("timeline_enrichment", project="p1").send(message, "s--c", "why")
+    [(_, _, attributes)] = publisher.published
+    assert attributes == dict(message.attributes)
+
+
 def test_behind_an_eventarc_trigger_the_topic_names_the_subscription():
     """Eventarc pushes from its own subscription; the CloudEvent source names the topic."""
     sink = RecordingSink()
@@ -233,6 +251,17 @@ def test_behind_an_eventarc_trigger_the_topic_names_the_subscription():
     )
     assert step(inflight(message, "audit_log"), Rest(REJECTED)).outcome is Outcome.DEAD_LETTERED
     assert sink.sent[0].subscription == "user-updated--audit_log"
+
+
+def test_a_topic_the_consumer_does_not_subscribe_to_is_never_dead_lettered_for():
+    """A trigger left on another topic: the event type picks among the consumer's own."""
+    sink = RecordingSink()
+    step = DeadLetter(TWO_TOPICS, "activity", sink)
+    message = dataclasses.replace(
+        encoded(like(), subscription="eventarc-sub-9"), topic="user-updated"
+    )
+    assert step(inflight(message, "activity"), Rest(REJECTED)).outcome is Outcome.DEAD_LETTERED
+    assert sink.sent[0].subscription == "post-liked--activity"
 
 
 def test_a_subscription_that_is_not_the_consumers_own_is_never_dead_lettered_to():
@@ -293,3 +322,12 @@ def test_a_sink_that_never_dead_lettered_makes_no_client(monkeypatch: pytest.Mon
     monkeypatch.setattr(dead_lettering_module, "_publisher_client", lambda: made.append(1))
     PubSubDeadLetterSink("timeline_enrichment", project="p1").close()
     assert made == []
+
+
+def test_a_reason_with_text_utf_8_cannot_encode_still_reaches_the_dead_letter(publisher):
+    """A PermanentError reason built from bytes decoded with surrogateescape."""
+    reason = b"bad byte \xff here".decode("utf-8", errors="surrogateescape")
+    sink = PubSubDeadLetterSink("timeline_enrichment", project="p1")
+    sink.send(encoded(like()), "post-liked--timeline_enrichment", reason)
+    [(_, _, attributes)] = publisher.published
+    assert attributes[wire.ATTR_DLQ_REASON] == "bad byte ? here"

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import UTC, datetime
+from typing import ClassVar
 
 import pytest
+from pydantic import field_validator
 
+from shared import wire
+from shared.events import Event, EventRegistry
 from shared.runtime import Outcome
 from shared.runtime.decoding import Decode
 from shared.system.events import PostLiked
@@ -47,4 +53,41 @@ def test_what_cannot_be_decoded_is_rejected_with_the_reason_and_goes_no_further(
     assert result.outcome is Outcome.REJECTED
     assert (result.reason or "").startswith(reason)
     assert CANARY not in (result.reason or "")
+    assert not rest.called
+
+
+def test_an_event_without_ce_time_is_dated_when_pubsub_accepted_it():
+    """Dated by its arrival instead, an old event would always look new to max_event_age."""
+    sent = encoded(like())
+    undated = {k: v for k, v in sent.attributes.items() if k != wire.ATTR_TIME}
+    published = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    message = dataclasses.replace(raw(sent.data, undated), publish_time=published)
+    rest = Rest()
+    assert DECODE(inflight(message), rest).outcome is Outcome.HANDLED
+    [passed] = rest.seen
+    assert passed.decoded[1].time == published
+
+
+class Priced(Event):
+    """An event whose validator looks its value up and fails as pydantic does not foresee."""
+
+    event_type: ClassVar[str] = "sku.priced.v1"
+    sku: str
+
+    @field_validator("sku")
+    @classmethod
+    def priced(cls, sku: str) -> str:
+        raise LookupError(f"no price for {sku}")
+
+
+def test_a_failure_the_codec_did_not_foresee_is_rejected_naming_only_its_type():
+    """Retrying would fail the same way: dead-lettered, with no value in the reason."""
+    attributes = {"ce-id": "e1", "ce-source": "/t", "ce-type": Priced.event_type}
+    message = raw(json.dumps({"sku": CANARY}).encode(), attributes)
+    rest = Rest()
+    result = Decode(EventRegistry([Priced]))(inflight(message), rest)
+    assert (result.outcome, result.reason) == (
+        Outcome.REJECTED,
+        "message could not be decoded: LookupError",
+    )
     assert not rest.called

@@ -194,3 +194,15 @@ def test_handling_longer_than_the_ack_deadline_is_warned_about(caplog, monkeypat
             "Pub/Sub may have delivered it again meanwhile"
         )
     assert caplog.records[-1].getMessage() == "handled post.liked.v1"  # the outcome line last
+
+
+def test_the_ack_deadline_warning_says_how_long_handling_took_in_milliseconds(caplog, monkeypatch):
+    """As the outcome line does, so a log-based metric can count slow handling by duration."""
+    readings = iter([100.0, 110.56789])
+    monkeypatch.setattr(
+        observe_module, "time", types.SimpleNamespace(monotonic=lambda: next(readings))
+    )
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        Observe(ack_deadline=10)(inflight(encoded(like())), Rest())
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.fields == {"duration_ms": 10567.9}

@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import types
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.delivery import Delivery
 from shared.errors import TopologyError
 from shared.events import Event
 from shared.runtime import Handler, Outcome, Pipeline
+from shared.runtime import observe as observe_module
 from shared.runtime.admission import AcceptTypes, MaxAge
 from shared.runtime.dead_lettering import DeadLetter
 from shared.runtime.decoding import Decode
 from shared.runtime.filtering import Filter
 from shared.runtime.idempotency import Claim
+from shared.runtime.message import claim_key
 from shared.runtime.observe import Observe
+from shared.stores.base import ClaimState
 from shared.stores.sqlite import SqliteStore
 from shared.system.events import PostLiked, UserUpdated
 from shared.system.topology import TOPOLOGY
 from shared.testing import RecordingSink
 from shared.topology import Consumer, FunctionSettings, Topic, Topology
 from tests.runtime._support import TWO_TOPICS, FailingSink, encoded, like, order, raw
+from tests.stores._support import FakeClock
 
 
 def ignore(event: Event) -> None:
@@ -77,6 +84,42 @@ def test_a_claim_outlives_the_handlers_time_budget():
     )
     assert pipeline("slow", topology=slow)[0].lease == 300.0
     assert pipeline("timeline_enrichment")[0].lease == 60.0  # the ack deadline
+
+
+def test_a_claim_lasts_as_long_as_the_runner_says_it_may_hold_the_message():
+    """The pull worker holds a message up to max_lease_duration, well past the ack deadline."""
+    clock = FakeClock()
+    store = SqliteStore(":memory:", clock=clock)
+    answers: list[ClaimState] = []
+
+    def handle(event: Event, delivery: Delivery) -> None:
+        clock.advance(599)  # the ack deadline (60 s) is long past, the runner's lease is not
+        answers.append(store.claim(claim_key("timeline_enrichment", delivery.envelope), 600))
+
+    built = Pipeline(
+        TOPOLOGY,
+        "timeline_enrichment",
+        handle,
+        store=lambda: store,
+        dead_letters=RecordingSink(),
+        lease=600.0,
+    )
+    assert built.process(encoded(like(), time=datetime.now(UTC))).outcome is Outcome.HANDLED
+    assert answers == [ClaimState.BUSY]  # no other instance took the event over
+
+
+def test_handling_that_outlasts_the_consumers_ack_deadline_is_warned_about(caplog, monkeypatch):
+    readings = iter([100.0, 161.0])  # timeline_enrichment's ack deadline is 60 s
+    monkeypatch.setattr(
+        observe_module, "time", types.SimpleNamespace(monotonic=lambda: next(readings))
+    )
+    built, _ = pipeline("timeline_enrichment")
+    with caplog.at_level(logging.WARNING, logger="pubsub_kit.consumer"):
+        assert built.process(encoded(like(), time=datetime.now(UTC))).outcome is Outcome.HANDLED
+    assert [r.getMessage() for r in caplog.records] == [
+        "handling took 61.0 s, longer than the ack deadline (60 s): "
+        "Pub/Sub may have delivered it again meanwhile"
+    ]
 
 
 def test_a_handled_event_is_acked_and_its_redelivery_is_a_duplicate():
