@@ -51,6 +51,63 @@ class WorkerSettings(NamedTuple):
 _DEFAULT_SETTINGS = WorkerSettings()
 
 
+class OrderGate:
+    """Holds the rest of an ordering key back behind one of its messages that failed.
+
+    The client library hands over a key's messages one at a time, but releases the next one as
+    soon as the previous is nacked, while the failed one comes back only after its backoff:
+    without a gate the next would be handled first, out of order. After a nack, later messages
+    of that key are nacked unhandled (they come back behind it) until the failed one is acked,
+    or cannot come back because it used its last attempt (Pub/Sub dead-letters it), or ``hold``
+    seconds passed (it was redelivered elsewhere).
+    """
+
+    def __init__(
+        self, max_attempts: int, hold: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_attempts = max_attempts
+        self.hold = hold
+        self._clock = clock
+        self._failed: dict[str, tuple[str, float]] = {}  # key -> (message id, since)
+        self._lock = threading.Lock()
+
+    def admit(self, raw: RawMessage) -> bool:
+        """Whether ``raw`` may be handled now (False: nack it unhandled)."""
+        key = raw.ordering_key
+        with self._lock:
+            failed = self._failed.get(key) if key else None
+            if failed is None or failed[0] == raw.message_id:
+                return True
+            if self._clock() - failed[1] > self.hold:
+                del self._failed[key]  # type: ignore[arg-type]
+                return True
+            return False
+
+    def settle(self, raw: RawMessage, acked: bool) -> None:
+        """Record how a message that was handled ended."""
+        key = raw.ordering_key
+        if not key:
+            return
+        with self._lock:
+            last_attempt = raw.attempt is not None and raw.attempt >= self.max_attempts
+            if acked or last_attempt:
+                if self._failed.get(key, ("",))[0] == raw.message_id:
+                    del self._failed[key]
+            else:
+                self._failed.setdefault(key, (raw.message_id, self._clock()))
+
+
+def order_gates(topology: Topology, subscriptions: Iterable[str]) -> dict[str, OrderGate]:
+    """An :class:`OrderGate` for each of ``subscriptions`` whose consumer is ``ordered``."""
+    gates = {}
+    for name in subscriptions:
+        consumer = topology.subscription(name).consumer
+        if consumer.ordered:
+            hold = consumer.retry.maximum_backoff + consumer.handler_budget
+            gates[name] = OrderGate(consumer.max_delivery_attempts, hold)
+    return gates
+
+
 class SubscriptionPump:
     """Streams several subscriptions into callbacks that answer ack (True) or nack (False).
 
@@ -64,9 +121,11 @@ class SubscriptionPump:
         callbacks: Mapping[str, Callable[[RawMessage], bool]],
         settings: WorkerSettings = _DEFAULT_SETTINGS,
         subscriber: SubscriberClient | None = None,
+        gates: Mapping[str, OrderGate] | None = None,
     ) -> None:
         self.project = project
         self.callbacks = dict(callbacks)
+        self.gates = dict(gates or {})  # ordered subscriptions: see OrderGate
         self.settings = settings
         self._subscriber: Lazy[SubscriberClient] = (
             Lazy(lambda: subscriber) if subscriber is not None else Lazy(subscriber_client, _close)
@@ -94,6 +153,8 @@ class SubscriptionPump:
             )
 
     def _wrap(self, name: str, callback: Callable[[RawMessage], bool]) -> Callable[[Message], None]:
+        gate = self.gates.get(name)
+
         def on_message(message: Message) -> None:
             raw = RawMessage(
                 data=bytes(message.data),
@@ -104,6 +165,9 @@ class SubscriptionPump:
                 attempt=message.delivery_attempt,
                 subscription=name,
             )
+            if gate is not None and not gate.admit(raw):
+                message.nack()  # behind a failed message of its key: it comes back after it
+                return
             try:
                 ok = callback(raw)
             except Exception as exc:  # noqa: BLE001 - a crashed callback must not lose the message
@@ -112,6 +176,8 @@ class SubscriptionPump:
                     extra={"fields": {"subscription": name, "error": describe_exception(exc)}},
                 )
                 ok = False
+            if gate is not None:
+                gate.settle(raw, ok)
             if ok:
                 message.ack()
             else:
@@ -199,10 +265,12 @@ class PullWorker:
         def deliver(raw: RawMessage) -> bool:
             return self.pipeline.process(raw).ack
 
+        names = [s.name for s in topology.subscriptions_of(consumer)]
         self._pump = SubscriptionPump(
             self.project,
-            {s.name: deliver for s in topology.subscriptions_of(consumer)},
+            dict.fromkeys(names, deliver),
             settings,
+            gates=order_gates(topology, names),
         )
         self._stopped = threading.Event()
 

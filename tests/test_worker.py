@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 import pytest
 
 from shared import Delivery, PermanentError, Publisher, PullWorker, RetryableError
+from shared.delivery import RawMessage
 from shared.stores.sqlite import SqliteStore
 from shared.system.events import PostLiked
 from shared.tools.provision import provision
 from shared.topology import Consumer, RetryPolicy, Topic, Topology
+from shared.worker import OrderGate, order_gates
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.emulator
@@ -169,3 +171,50 @@ def test_claims_last_as_long_as_the_worker_may_hold_a_message(tmp_path) -> None:
         project="p",
     )
     assert short.pipeline.lease == TOPOLOGY.consumer("worker").handler_budget == 60  # never less
+
+
+def keyed(message_id: str, attempt: int = 1, key: str | None = "k") -> RawMessage:
+    return RawMessage(b"{}", {}, message_id=message_id, ordering_key=key, attempt=attempt)
+
+
+def test_after_a_failure_the_rest_of_its_key_waits_behind_it() -> None:
+    gate = OrderGate(max_attempts=5, hold=60, clock=lambda: 0.0)
+    assert gate.admit(keyed("m5"))
+    gate.settle(keyed("m5"), acked=False)
+    assert not gate.admit(keyed("m6"))  # nacked unhandled: it comes back behind m5
+    assert gate.admit(keyed("m1", key="other"))  # other keys flow
+    assert gate.admit(keyed("m1", key=None))  # and messages without a key
+    assert gate.admit(keyed("m5", attempt=2))  # the failed one, back
+    gate.settle(keyed("m5", attempt=2), acked=True)
+    assert gate.admit(keyed("m6", attempt=2))
+
+
+def test_a_failed_message_on_its_last_attempt_does_not_hold_its_key() -> None:
+    gate = OrderGate(max_attempts=5, hold=60, clock=lambda: 0.0)
+    gate.settle(keyed("m5", attempt=4), acked=False)
+    assert not gate.admit(keyed("m6"))
+    gate.settle(keyed("m5", attempt=5), acked=False)  # Pub/Sub dead-letters it now
+    assert gate.admit(keyed("m6"))
+
+
+def test_a_key_is_held_no_longer_than_hold_seconds() -> None:
+    now = [0.0]
+    gate = OrderGate(max_attempts=5, hold=30, clock=lambda: now[0])
+    gate.settle(keyed("m5"), acked=False)
+    now[0] = 30.0
+    assert not gate.admit(keyed("m6"))
+    now[0] = 30.5  # m5 went elsewhere (another instance) and never came back here
+    assert gate.admit(keyed("m6"))
+
+
+def test_only_ordered_consumers_get_a_gate() -> None:
+    ordered = Topology(
+        [Topic("post-liked", events=[PostLiked])],
+        [
+            Consumer("worker", topics=["post-liked"], ordered=True, retry=RetryPolicy(1, 20)),
+            Consumer("other", topics=["post-liked"]),
+        ],
+    )
+    gates = order_gates(ordered, ["post-liked--worker", "post-liked--other"])
+    assert list(gates) == ["post-liked--worker"]
+    assert (gates["post-liked--worker"].max_attempts, gates["post-liked--worker"].hold) == (5, 80)

@@ -37,7 +37,7 @@ from shared.tools import ports
 from shared.tools.emulator import emulator
 from shared.tools.provision import provision
 from shared.topology import Topology
-from shared.worker import SubscriptionPump, WorkerSettings
+from shared.worker import SubscriptionPump, WorkerSettings, order_gates
 
 log = logging.getLogger("pubsub_kit.dev")
 
@@ -268,15 +268,17 @@ class LocalSystem:
         provision(self.topology, project=self.project)
         for fn in self.functions.values():
             self.start_function(fn.name)
+        callbacks = {
+            sub.name: self._deliverer(sub.name, sub.consumer.name)
+            for sub in self.topology.subscriptions.values()
+            # Subscriptions of consumers not served in this run keep their messages.
+            if sub.consumer.name in self.functions
+        }
         self._pump = SubscriptionPump(
             self.project,
-            {
-                sub.name: self._deliverer(sub.name, sub.consumer.name)
-                for sub in self.topology.subscriptions.values()
-                # Subscriptions of consumers not served in this run keep their messages.
-                if sub.consumer.name in self.functions
-            },
+            callbacks,
             self.settings,
+            gates=order_gates(self.topology, callbacks),
         )
         self._pump.start()
         threading.Thread(target=self._supervise, name="pubsub-kit-supervisor", daemon=True).start()
