@@ -80,7 +80,8 @@ class PublishError(ToolkitError):
     def __init__(self, topic: str, event_id: str, cause: BaseException | str) -> None:
         self.topic = topic
         self.event_id = event_id
-        super().__init__(f"publishing event {event_id} to topic {topic!r} failed: {cause}")
+        reason = cause if isinstance(cause, str) else str(cause) or type(cause).__name__
+        super().__init__(f"publishing event {event_id} to topic {topic!r} failed: {reason}")
 
 
 class ConfigurationError(ToolkitError, RuntimeError):

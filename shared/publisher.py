@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import contextlib
 import threading
 import weakref
 from collections.abc import Iterable
 from datetime import datetime
+from time import monotonic, sleep
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared import config, wire
@@ -47,12 +49,25 @@ _DEFAULT_SETTINGS = PublisherSettings()
 
 
 class PublishFuture(concurrent.futures.Future[str]):
-    """The outcome of one publish: the message id, or a :class:`PublishError`."""
+    """The outcome of one publish: the message id, or a :class:`PublishError`.
 
-    def __init__(self, topic: str, event_id: str) -> None:
+    It settles within the publisher's ``settings.timeout``: the client library alone keeps
+    retrying an unreachable Pub/Sub for up to 10 minutes.
+    """
+
+    def __init__(self, topic: str, event_id: str, deadline: float) -> None:
         super().__init__()
         self.topic = topic
         self.event_id = event_id
+        self.deadline = deadline  # monotonic() by which it is settled, one way or another
+
+    def settle(self, result: str | None = None, error: BaseException | None = None) -> None:
+        """Set the outcome unless it is set already (by the deadline, or the library)."""
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            if error is None:
+                self.set_result(result or "")
+            else:
+                self.set_exception(error)
 
 
 class Publisher:
@@ -83,6 +98,7 @@ class Publisher:
         self._client: Lazy[PublisherClient] = Lazy(self._make_client, _close_client)
         self._lock = threading.Lock()
         self._pending: set[PublishFuture] = set()
+        self._watching = False  # a thread fails what outlives its deadline
 
     @property
     def project(self) -> str:
@@ -142,19 +158,24 @@ class Publisher:
         topic, data, attributes, envelope = self._prepare(event, correlation_id, event_id, time)
         path = self.topic_path(topic)
         inner = self.client.publish(path, data, ordering_key=ordering_key or "", **attributes)
-        outer = PublishFuture(topic, envelope.id)
+        outer = PublishFuture(topic, envelope.id, monotonic() + self.settings.timeout)
         with self._lock:
             self._pending.add(outer)
+            if not self._watching:
+                self._watching = True
+                threading.Thread(
+                    target=_watch_deadlines, args=(weakref.ref(self),), daemon=True
+                ).start()
 
         def settle(done: Any) -> None:
             try:
-                outer.set_result(done.result())
+                outer.settle(done.result())
             except BaseException as exc:  # noqa: BLE001 - surfaced through the future
                 if ordering_key:
                     # The library pauses a key after a failure; later publishes on it would all
                     # fail until resumed. The caller sees this failure and may retry in order.
                     self.client.resume_publish(path, ordering_key)
-                outer.set_exception(PublishError(topic, envelope.id, exc))
+                outer.settle(error=PublishError(topic, envelope.id, exc))
             finally:
                 with self._lock:
                     self._pending.discard(outer)
@@ -262,6 +283,30 @@ def _flush_all() -> None:
     for publisher in list(_live):
         if publisher._client.peek() is not None:
             publisher.flush(publisher.settings.flush_timeout)
+
+
+def _watch_deadlines(ref: weakref.ref[Publisher], interval: float = 0.25) -> None:
+    """Fail each publish still unsettled at its deadline; ends when none is pending."""
+    while (publisher := ref()) is not None:
+        with publisher._lock:
+            pending = [f for f in publisher._pending if not f.done()]
+            if not pending:
+                publisher._watching = False
+                return
+        now = monotonic()
+        for future in pending:
+            if now >= future.deadline:
+                future.settle(
+                    error=PublishError(
+                        future.topic,
+                        future.event_id,
+                        f"not accepted within {publisher.settings.timeout:g} s; is Pub/Sub (or "
+                        "PUBSUB_EMULATOR_HOST) reachable? It may still arrive: publishing again "
+                        "with the same event_id is safe, consumers drop the duplicate",
+                    )
+                )
+        del publisher  # hold no reference while waiting: an unused publisher can go
+        sleep(interval)
 
 
 def _close_client(client: PublisherClient) -> None:

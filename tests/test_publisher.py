@@ -161,3 +161,22 @@ def test_publish_all_gives_up_with_a_clear_error_when_pubsub_is_unreachable(monk
     with pytest.raises(PublishError, match=r"3 of 3 messages were not accepted within 1 s") as info:
         publisher.publish_all([like(i) for i in range(3)])
     assert info.value.topic == "post-liked" and info.value.event_id
+
+
+def test_a_publish_to_an_unreachable_pubsub_fails_within_the_timeout(monkeypatch) -> None:
+    """The library alone retries an unreachable Pub/Sub for up to 10 minutes."""
+    from shared import PublisherSettings
+    from shared.tools.ports import free_ports
+
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_ports()[0]}")  # nothing there
+    publisher = Publisher(TOPOLOGY, PublisherSettings(timeout=1.0), project="p")
+    future = publisher.publish(
+        PostLiked(post_id="p1", liker_id="u1", author_id="u2", liked_at=datetime.now(UTC))
+    )
+    with pytest.raises(PublishError, match=r"not accepted within 1 s.*same event_id is safe"):
+        future.result(timeout=30)  # settles at the deadline, not after the library's retries
+
+
+def test_a_publish_error_without_a_message_names_the_errors_type() -> None:
+    error = PublishError("t", "e1", KeyError())
+    assert str(error) == "publishing event e1 to topic 't' failed: KeyError"
