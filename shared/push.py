@@ -85,7 +85,7 @@ def from_push_body(payload: Mapping[str, Any], topic: str | None = None) -> RawM
         raise MalformedMessageError("push message has no messageId")
     try:
         data = base64.b64decode(message.get("data") or "", validate=True)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, TypeError):  # TypeError: data is not a string at all
         raise MalformedMessageError("push message data is not base64") from None
     attributes = message.get("attributes") or {}
     if not isinstance(attributes, dict):
@@ -98,12 +98,21 @@ def from_push_body(payload: Mapping[str, Any], topic: str | None = None) -> RawM
         message_id=str(message_id),
         publish_time=_time(message.get("publishTime") or message.get("publish_time")),
         ordering_key=message.get("orderingKey") or None,
-        attempt=int(attempt)
-        if isinstance(attempt, (int, str)) and str(attempt).isdigit()
-        else None,
+        attempt=_count(attempt),
         subscription=str(subscription).rsplit("/", 1)[-1] if subscription else None,
         topic=topic,
     )
+
+
+def _count(value: object) -> int | None:
+    """A delivery attempt as Pub/Sub writes it (a number, or its decimal digits), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 def to_push_body(raw: RawMessage, subscription_path: str) -> dict[str, Any]:

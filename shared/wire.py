@@ -198,10 +198,7 @@ def decode(
     """
     envelope = decode_envelope(attributes, publish_time=publish_time)
     event_type = registry.model_for(envelope.type).event_type  # unknown type before the body
-    try:
-        payload = json.loads(data)
-    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested or numbers beyond limits
-        raise MalformedMessageError(f"{event_type}: message data is not JSON") from None
+    payload = _json(data, event_type)
     if not isinstance(payload, dict):
         raise MalformedMessageError(
             f"{event_type}: message data must be a JSON object, found {type(payload).__name__}"
@@ -211,6 +208,23 @@ def decode(
             f"{event_type}: message data is nested deeper than {MAX_DEPTH} levels"
         )
     return registry.parse(envelope.type, payload), envelope
+
+
+def _json(data: bytes, event_type: str) -> object:
+    """``data`` parsed, or a reason that says what is wrong with it."""
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        if isinstance(exc, UnicodeDecodeError | json.JSONDecodeError):
+            raise MalformedMessageError(f"{event_type}: message data is not JSON") from None
+        # Python refuses to read integers of more than 4,300 digits (a guard against DoS).
+        raise MalformedMessageError(
+            f"{event_type}: message data holds a number with more digits than can be read"
+        ) from None
+    except RecursionError:
+        raise MalformedMessageError(
+            f"{event_type}: message data is nested deeper than {MAX_DEPTH} levels"
+        ) from None
 
 
 def _depth(value: object) -> int:

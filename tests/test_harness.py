@@ -201,8 +201,16 @@ POISON_ATTRIBUTES = {"ce-specversion": "1.0", "ce-source": "/t", "ce-id": "poiso
 @pytest.mark.parametrize(
     ("data", "attributes", "reason"),
     [
-        (b'{"a": ' * 1200 + b"1" + b"}" * 1200, {}, "post.liked.v1: message data is not JSON"),
-        (b'{"post_id": ' + b"7" * 5000 + b"}", {}, "post.liked.v1: message data is not JSON"),
+        (
+            b'{"a": ' * 1200 + b"1" + b"}" * 1200,
+            {},
+            "post.liked.v1: message data is nested deeper than 64 levels",
+        ),
+        (
+            b'{"post_id": ' + b"7" * 5000 + b"}",
+            {},
+            "post.liked.v1: message data holds a number with more digits than can be read",
+        ),
         (
             json.dumps({"post_id": "p", "x": nested_list(70)}).encode(),
             {},

@@ -312,7 +312,7 @@ def _topology(args: argparse.Namespace, topology: Topology) -> int:
         return 0
     text = terraform_json(topology)
     if args.check:
-        current = args.output.read_text() if args.output.exists() else ""
+        current = _read(args.output)
         if current != text:
             print(
                 f"{args.output} differs from the topology; "
@@ -321,10 +321,27 @@ def _topology(args: argparse.Namespace, topology: Topology) -> int:
             )
             return 1
         return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
+    _write(args.output, text)
     print(f"wrote {args.output}")
     return 0
+
+
+def _read(path: Path) -> str:
+    """The text of ``path`` ("" when it does not exist), or a sentence saying why not."""
+    try:
+        return path.read_text() if path.exists() else ""
+    except OSError as exc:
+        raise ToolkitError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise ToolkitError(
+            f"cannot write {path}: {exc.strerror or exc}; --output takes a file path"
+        ) from None
 
 
 def _publish(args: argparse.Namespace, topology: Topology) -> int:
