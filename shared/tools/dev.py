@@ -216,6 +216,9 @@ class LocalSystem:
         functions: which consumers to serve (default all).
         functions_dir: where ``<consumer>/main.py`` live (default the repo's ``functions/``).
         on_line: receives (function name, log line) for every line a function prints.
+        concurrency: requests in flight per function, as Cloud Functions' per-instance
+            concurrency (1 for functions under one vCPU): a message that crashes its function
+            then takes down no other message with it.
     """
 
     def __init__(
@@ -229,6 +232,7 @@ class LocalSystem:
         functions_dir: Path = ROOT / "functions",
         on_line: Callable[[str, str], None] | None = None,
         settings: WorkerSettings = _DEFAULT_WORKER_SETTINGS,
+        concurrency: int = 1,
     ) -> None:
         self.topology = topology
         self.project = project
@@ -245,6 +249,8 @@ class LocalSystem:
             name: FunctionProcess(name, port, {}, functions_dir)
             for name, port in zip(names, numbers, strict=True)
         }
+        self.concurrency = concurrency
+        self._slots = {name: threading.BoundedSemaphore(concurrency) for name in self.functions}
         self._stopping = threading.Event()
         self._pusher = HttpPusher(self._stopping)
         self._pump: SubscriptionPump | None = None
@@ -307,6 +313,7 @@ class LocalSystem:
                 "PUBSUB_KIT_SOURCE": f"/services/{name}",
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
                 "PYTHONUNBUFFERED": "1",
+                "THREADS": str(self.concurrency),  # functions-framework's request threads
             }
         )
         env.pop("K_SERVICE", None)
@@ -336,11 +343,13 @@ class LocalSystem:
         path = f"projects/{self.project}/subscriptions/{subscription}"
 
         url = self.functions[consumer].url
+        slots = self._slots[consumer]
         # GCP push waits for an answer up to the subscription's ack deadline.
         timeout = float(self.topology.consumer(consumer).ack_deadline)
 
         def deliver(raw: RawMessage) -> bool:
-            return self._pusher.deliver(url, path, raw, timeout)
+            with slots:
+                return self._pusher.deliver(url, path, raw, timeout)
 
         return deliver
 
