@@ -114,6 +114,9 @@ def test_function_over_http_redelivered_at_the_deadline_runs_once(project, tmp_p
         functions=["slow_likes"],
         functions_dir=REPO / "tests" / "test_functions",
         on_line=on_line,
+        # Two requests at once, as two instances (or one with concurrency 2) would take them:
+        # the redelivery then runs while the first handler still does, and meets its claim.
+        concurrency=2,
     ):
         with Publisher(TOPOLOGY) as publisher:
             futures = {p: publisher.publish(like(p), event_id=f"evt-{p}") for p in POSTS}
