@@ -408,9 +408,28 @@ def _dev(topology: Topology, project: str, port_base: int, store: str) -> int:
             time.sleep(3600)
     except KeyboardInterrupt:
         print("stopping: delivery first, then the functions", flush=True)
-        return 0
     finally:
         system.stop()
+    _exit_if_threads_hang()
+    return 0
+
+
+def _exit_if_threads_hang() -> None:
+    """Exit now when the client library's stream threads outlived the stop.
+
+    The emulator never closes a cancelled streaming pull, and the library's threads for such a
+    stream can wait on it forever; the interpreter would then wait for them at exit, and a
+    stopped ``dev`` would never end. Everything of ours is stopped by now.
+    """
+    import threading
+
+    stuck = [
+        t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
+    ]
+    if stuck:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":
