@@ -298,7 +298,10 @@ class PullWorker:
             previous[sig] = signal.signal(sig, request_stop)
         try:
             self.start()
-            self._stopped.wait()
+            # Short waits: a signal the kernel hands to another thread (gRPC's, say) runs its
+            # Python handler only when the main thread wakes up.
+            while not self._stopped.wait(0.5):
+                pass
         finally:
             self.stop()
             for signum, handler in previous.items():

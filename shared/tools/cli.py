@@ -405,7 +405,9 @@ def _dev(topology: Topology, project: str, port_base: int, store: str) -> int:
         import time
 
         while True:
-            time.sleep(3600)
+            # Short naps: a signal the kernel hands to another thread (gRPC's, say) runs its
+            # Python handler only when the main thread wakes up.
+            time.sleep(0.5)
     except KeyboardInterrupt:
         print("stopping: delivery first, then the functions", flush=True)
     finally:

@@ -264,6 +264,6 @@ def run_demo(
 def _wait_for_interrupt() -> None:
     try:
         while True:
-            time.sleep(3600)
+            time.sleep(0.5)  # short naps: see _dev in cli.py
     except KeyboardInterrupt:
         pass
