@@ -425,9 +425,7 @@ def _exit_if_threads_hang() -> None:
     """
     import threading
 
-    stuck = [
-        t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
-    ]
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
     if stuck:
         sys.stdout.flush()
         sys.stderr.flush()
