@@ -9,13 +9,9 @@ ends; then the retries take them over. Every event must be applied exactly once.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -25,6 +21,7 @@ from shared.stores import Store, open_store
 from shared.system.events import PostLiked
 from shared.tools.dev import LocalSystem
 from tests.conftest import REPO
+from tests.failure._support import FunctionOutput, poll
 from tests.failure.conftest import Tally
 from tests.test_functions.gated_likes.gated_topology import TOPOLOGY as GATED
 
@@ -32,47 +29,6 @@ pytestmark = [pytest.mark.emulator, pytest.mark.e2e]
 
 EVENTS = 10
 SUBSCRIPTION = "post-liked--gated_likes"
-
-
-class Output:
-    """What the function processes printed: the runtime's per-message lines and the restarts."""
-
-    def __init__(self) -> None:
-        self.outcomes: list[dict[str, object]] = []
-        self.restarts = 0
-        self._lock = threading.Lock()
-        self._last = time.monotonic()
-
-    def __call__(self, name: str, line: str) -> None:
-        with self._lock:
-            self._last = time.monotonic()
-            if line.startswith("exited with code"):  # the supervisor's note before a restart
-                self.restarts += 1
-                return
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                return
-            if isinstance(entry, dict) and "outcome" in entry and "status" in entry:
-                self.outcomes.append(entry)
-
-    def quiet_for(self, seconds: float) -> bool:
-        with self._lock:
-            return time.monotonic() - self._last >= seconds
-
-    def statuses(self) -> Counter[str]:
-        with self._lock:
-            return Counter(str(e["status"]) for e in self.outcomes)
-
-    def max_attempt(self) -> int:
-        with self._lock:
-            return max((int(str(e["attempt"])) for e in self.outcomes if e["attempt"]), default=0)
-
-    def last_handled(self) -> float | None:
-        """Epoch seconds of the last ``handled`` line."""
-        with self._lock:
-            times = [str(e["time"]) for e in self.outcomes if e["status"] == "handled"]
-        return max((datetime.fromisoformat(t).timestamp() for t in times), default=None)
 
 
 def starts(store: Store, post_id: str) -> dict[str, int]:
@@ -84,23 +40,13 @@ def applied(store: Store, post_id: str) -> int:
     return store.counters("applied", post_id).get("count", 0)
 
 
-def poll(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.1) -> bool:
-    """Whether ``predicate`` became true within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
 def test_a_function_killed_mid_handling_applies_each_event_once(
     project, tmp_path, monkeypatch, pull_all, tally: Tally
 ) -> None:
     gate = tmp_path / "gate"
     monkeypatch.setenv("GATED_LIKES_GATE", str(gate))  # inherited by the function processes
     url = f"sqlite:///{tmp_path / 'state.db'}"
-    output = Output()
+    output = FunctionOutput()
     local = LocalSystem(
         GATED,
         project=project,
@@ -136,7 +82,7 @@ def test_a_function_killed_mid_handling_applies_each_event_once(
     store.close()
 
     killed_mid = sum(1 for p in posts if dead[p])
-    last = output.last_handled()
+    last = output.last_time()
     tally.delivered = sum(output.statuses().values()) + killed_mid
     tally.applied = sum(1 for n in counts.values() if n)
     tally.duplicates = sum(max(0, n - 1) for n in counts.values())

@@ -7,12 +7,10 @@ backlog took to drain after the restart and at what rate.
 
 from __future__ import annotations
 
-import json
 import random
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import pytest
@@ -22,6 +20,7 @@ from shared.stores import Store, open_store
 from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY
 from shared.tools.dev import LocalSystem
+from tests.failure._support import FunctionOutput, poll
 from tests.failure.conftest import Tally
 
 pytestmark = [pytest.mark.emulator, pytest.mark.e2e]
@@ -30,40 +29,6 @@ BURST = 2000
 OUTAGE = 5.0  # seconds the function stays down, publishing the burst included
 USERS = [f"user-{i}" for i in range(10)]
 SUBSCRIPTION = "post-liked--timeline_enrichment"
-
-
-class Outcomes:
-    """The one line the runtime logs per message a function answered, collected from its output."""
-
-    def __init__(self) -> None:
-        self.lines: list[dict[str, object]] = []
-        self._lock = threading.Lock()
-        self._last = time.monotonic()
-
-    def __call__(self, name: str, line: str) -> None:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            return
-        if isinstance(entry, dict) and "outcome" in entry and "status" in entry:
-            with self._lock:
-                self.lines.append(entry)
-                self._last = time.monotonic()
-
-    def quiet_for(self, seconds: float) -> bool:
-        """Whether no line arrived in the last ``seconds``."""
-        with self._lock:
-            return time.monotonic() - self._last >= seconds
-
-    def statuses(self) -> Counter[str]:
-        with self._lock:
-            return Counter(str(e["status"]) for e in self.lines)
-
-    def last_time(self, status: str) -> float | None:
-        """Epoch seconds of the last line with ``status``."""
-        with self._lock:
-            times = [str(e["time"]) for e in self.lines if e["status"] == status]
-        return max((datetime.fromisoformat(t).timestamp() for t in times), default=None)
 
 
 def likes(count: int, seed: int) -> list[PostLiked]:
@@ -87,19 +52,9 @@ def applied_counts(store: Store) -> Counter[tuple[str, str]]:
     return counts
 
 
-def poll(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.2) -> bool:
-    """Whether ``predicate`` became true within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
 def test_outage_during_a_burst_then_restart(project, tmp_path, pull_all, tally: Tally) -> None:
     url = f"sqlite:///{tmp_path / 'state.db'}"
-    outcomes = Outcomes()
+    outcomes = FunctionOutput()
     local = LocalSystem(
         TOPOLOGY,
         project=project,

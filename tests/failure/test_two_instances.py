@@ -27,6 +27,7 @@ from shared.stores import Store, open_store
 from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY
 from shared.tools.dev import LocalSystem
+from tests.failure._support import FunctionOutput, poll
 from tests.failure.conftest import Tally
 from tests.functions.conftest import push_body
 
@@ -34,33 +35,6 @@ pytestmark = [pytest.mark.emulator, pytest.mark.e2e]
 
 SUBSCRIPTION = "post-liked--timeline_enrichment"
 AUTHOR = "author"
-
-
-class Output:
-    """The runtime's one line per answered message, from every function process it watches."""
-
-    def __init__(self) -> None:
-        self.outcomes: list[dict[str, object]] = []
-        self._lock = threading.Lock()
-        self._last = time.monotonic()
-
-    def __call__(self, name: str, line: str) -> None:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            return
-        if isinstance(entry, dict) and "outcome" in entry and "status" in entry:
-            with self._lock:
-                self.outcomes.append(entry)
-                self._last = time.monotonic()
-
-    def quiet_for(self, seconds: float) -> bool:
-        with self._lock:
-            return time.monotonic() - self._last >= seconds
-
-    def statuses(self) -> Counter[str]:
-        with self._lock:
-            return Counter(str(e["status"]) for e in self.outcomes)
 
 
 def like(i: int) -> PostLiked:
@@ -79,16 +53,6 @@ def fill(tally: Tally, counts: list[int]) -> None:
     tally.applied = sum(1 for n in counts if n)
     tally.duplicates = sum(max(0, n - 1) for n in counts)
     tally.lost = tally.published - tally.applied - tally.dead_lettered
-
-
-def poll(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.1) -> bool:
-    """Whether ``predicate`` became true within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def post(url: str, body: bytes, timeout: float = 30.0) -> int:
@@ -135,7 +99,7 @@ COPIES = 4  # concurrent posts of each body, alternating between the two instanc
 def test_one_push_delivered_to_two_instances_at_once_has_one_effect(
     systems, project, tmp_path, tally: Tally
 ) -> None:
-    output = Output()
+    output = FunctionOutput()
     urls = [systems(output, start=False).functions["timeline_enrichment"].url for _ in range(2)]
     bodies = [
         json.dumps(push_body(like(i), subscription=SUBSCRIPTION, project=project)).encode()
@@ -192,7 +156,7 @@ RUNTIME_EVENTS = 300
 def test_two_runtimes_pulling_one_project_apply_each_event_once(
     systems, project, tmp_path, pull_all, tally: Tally
 ) -> None:
-    outputs = [Output(), Output()]
+    outputs = [FunctionOutput(), FunctionOutput()]
     for output in outputs:
         systems(output, start=True)
     events = [like(i) for i in range(RUNTIME_EVENTS)]
