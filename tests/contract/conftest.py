@@ -197,7 +197,7 @@ class EmulatorProbe:
             )
             received = response.received_messages
             if not received:
-                time.sleep(0.05)
+                time.sleep(0.05)  # poll interval; bounded by the deadline above
                 continue
             self.subscriber.acknowledge(
                 request={"subscription": path, "ack_ids": [m.ack_id for m in received]}

@@ -117,7 +117,7 @@ def test_one_push_delivered_to_two_instances_at_once_has_one_effect(
         while not 200 <= status < 300 and time.monotonic() < deadline:
             statuses[status] += 1
             redeliveries += 1
-            time.sleep(0.05)  # Pub/Sub's minimum backoff is longer; any pause will do
+            time.sleep(0.05)  # poll interval before the re-POST; the loop has a deadline
             status = post(url, body)
         statuses[status] += 1
         return status

@@ -26,7 +26,7 @@ def _gate_open(deadline: float) -> bool:
     while time.monotonic() < deadline:
         if gate.exists():
             return True
-        time.sleep(0.05)
+        time.sleep(0.05)  # poll interval; bounded by the deadline above
     return gate.exists()
 
 
