@@ -9,7 +9,7 @@ emulator project (a Prefixer name), so runs and tests never see each other's top
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,9 @@ from shared.tools.emulator import emulator
 
 if TYPE_CHECKING:
     from google.pubsub_v1 import PubsubMessage
+
+    from shared.tools.dev import LocalSystem
+    from shared.topology import Topology
 
 REPO = Path(__file__).resolve().parent.parent
 EMULATOR = REPO / "emulator.sh"
@@ -78,10 +81,12 @@ def _delete_everything(project: str) -> None:
 
 @pytest.fixture
 def pull_all(pubsub_emulator: str) -> Callable[..., list[PubsubMessage]]:
-    """Pull and ack every message of a subscription until it stays empty for ``quiet`` seconds."""
-    from google.cloud import pubsub_v1
+    """Pull and ack every message of a subscription until it stays empty for ``quiet`` seconds.
 
-    subscriber = pubsub_v1.SubscriberClient()
+    With ``expect``, until at least that many arrived and then ``quiet`` seconds passed. Each
+    call makes its own client, so it follows the emulator ``PUBSUB_EMULATOR_HOST`` names then
+    (a test's private emulator, say). Redeliveries of one message count once.
+    """
 
     def pull(
         project: str,
@@ -94,40 +99,76 @@ def pull_all(pubsub_emulator: str) -> Callable[..., list[PubsubMessage]]:
         import time
 
         from google.api_core import exceptions
+        from google.cloud import pubsub_v1
 
         path = f"projects/{project}/subscriptions/{subscription}"
         received: dict[str, PubsubMessage] = {}
         deadline = time.monotonic() + timeout
         last_new = time.monotonic()
-        while time.monotonic() < deadline:
-            if (
-                expect is not None
-                and len(received) >= expect
-                and time.monotonic() - last_new >= quiet
-            ):
-                break
-            if expect is None and time.monotonic() - last_new >= quiet:
-                break
-            try:
-                response = subscriber.pull(
-                    request={"subscription": path, "max_messages": 1000}, timeout=5
-                )
-            except exceptions.DeadlineExceeded:
-                continue
-            if response.received_messages:
-                subscriber.acknowledge(
-                    request={
-                        "subscription": path,
-                        "ack_ids": [m.ack_id for m in response.received_messages],
-                    }
-                )
-                for m in response.received_messages:
+        with pubsub_v1.SubscriberClient() as subscriber:
+            while time.monotonic() < deadline:
+                enough = expect is None or len(received) >= expect
+                if enough and time.monotonic() - last_new >= quiet:
+                    break
+                try:
+                    response = subscriber.pull(
+                        request={"subscription": path, "max_messages": 1000}, timeout=5
+                    )
+                except exceptions.DeadlineExceeded:
+                    continue
+                messages = response.received_messages
+                if messages:
+                    subscriber.acknowledge(
+                        request={"subscription": path, "ack_ids": [m.ack_id for m in messages]}
+                    )
+                for m in messages:
                     if m.message.message_id not in received:
                         received[m.message.message_id] = m.message
                         last_new = time.monotonic()
         return list(received.values())
 
     return pull
+
+
+@pytest.fixture
+def local_system(project: str, tmp_path: Path) -> Iterator[Callable[..., LocalSystem]]:
+    """Start ``LocalSystem``s (the local runtime) on this test's project, sharing one SQLite
+    store, ``tmp_path / "state.db"``; stopped at teardown, the last started first (each start
+    saved the environment the one before it set).
+
+    ``local_system(topology, ["consumer"], functions_dir=..., on_line=..., deliver=True)``;
+    with ``deliver=False`` only the function processes are started (no emulator, no pump).
+    """
+    from shared.tools.dev import LocalSystem
+
+    with contextlib.ExitStack() as stack:
+
+        def start(
+            topology: Topology,
+            functions: Sequence[str],
+            *,
+            functions_dir: Path = REPO / "functions",
+            on_line: Callable[[str, str], None] | None = None,
+            deliver: bool = True,
+        ) -> LocalSystem:
+            local = LocalSystem(
+                topology,
+                project=project,
+                store_url=f"sqlite:///{tmp_path / 'state.db'}",
+                port_base=0,
+                functions=list(functions),
+                functions_dir=functions_dir,
+                on_line=on_line,
+            )
+            stack.callback(local.stop)
+            if deliver:
+                local.start()
+            else:
+                for name in functions:
+                    local.start_function(name)
+            return local
+
+        yield start
 
 
 def wait_until(

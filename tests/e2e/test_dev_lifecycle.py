@@ -120,10 +120,10 @@ def test_dev_stopped_by_a_signal_frees_its_ports_for_the_next_run(dev, sig) -> N
 def test_a_taken_port_names_the_process_that_holds_it(tmp_path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import socket, sys, time\n"
+         "import socket, sys\n"
          "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
-         "print(s.getsockname()[1], flush=True); time.sleep(120)"],
-        stdout=subprocess.PIPE, text=True,
+         "print(s.getsockname()[1], flush=True); sys.stdin.read()"],  # holds it until killed
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert holder.stdout is not None

@@ -39,33 +39,9 @@ def total_affinity(store) -> int:
     return sum(sum(store.counters("timeline_affinity", user).values()) for user in USERS)
 
 
-@pytest.fixture
-def system(project, tmp_path):
-    running: list[LocalSystem] = []
-
-    def start(
-        topology=TOPOLOGY, functions=("timeline_enrichment",), functions_dir=REPO / "functions"
-    ):
-        sys_ = LocalSystem(
-            topology,
-            project=project,
-            store_url=f"sqlite:///{tmp_path / 'state.db'}",
-            port_base=0,
-            functions=list(functions),
-            functions_dir=functions_dir,
-        )
-        running.append(sys_)
-        sys_.start()
-        return sys_
-
-    yield start
-    for sys_ in running:
-        sys_.stop()
-
-
-def test_a_consumer_that_is_down_loses_nothing(system, tmp_path, pull_all, project) -> None:
+def test_a_consumer_that_is_down_loses_nothing(local_system, tmp_path, pull_all, project) -> None:
     """Timeline down, 1,000 likes published, timeline back: all applied exactly once."""
-    local = system()
+    local = local_system(TOPOLOGY, ["timeline_enrichment"])
     local.stop_function("timeline_enrichment")
     events = likes(1000)
     Publisher(TOPOLOGY).publish_all(events)
@@ -89,9 +65,9 @@ def test_a_consumer_that_is_down_loses_nothing(system, tmp_path, pull_all, proje
 
 
 def test_poison_messages_dead_letter_in_one_attempt_while_good_ones_flow(
-    system, tmp_path, pull_all, project
+    local_system, tmp_path, pull_all, project
 ) -> None:
-    system()
+    local_system(TOPOLOGY, ["timeline_enrichment"])
     publisher = Publisher(TOPOLOGY)
     topic = publisher.topic_path("post-liked")
     base = {
@@ -127,11 +103,11 @@ def test_poison_messages_dead_letter_in_one_attempt_while_good_ones_flow(
 
 
 def test_a_retryable_failure_succeeds_on_the_third_attempt_with_one_effect(
-    system, tmp_path, project
+    local_system, tmp_path, project
 ) -> None:
     from tests.test_functions.flaky_likes.flaky_topology import TOPOLOGY as FLAKY
 
-    system(FLAKY, functions=["flaky_likes"], functions_dir=REPO / "tests" / "test_functions")
+    local_system(FLAKY, ["flaky_likes"], functions_dir=REPO / "tests" / "test_functions")
     Publisher(FLAKY).publish(likes(1)[0]).result()
     store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
     wait_until(lambda: store.counters("applied", "post-0"), timeout=60, what="the third attempt")
@@ -140,11 +116,11 @@ def test_a_retryable_failure_succeeds_on_the_third_attempt_with_one_effect(
 
 
 def test_a_message_that_keeps_failing_is_dead_lettered_after_the_declared_attempts(
-    system, project, pull_all
+    local_system, project, pull_all
 ) -> None:
     from tests.test_functions.flaky_likes.flaky_topology import TOPOLOGY as FLAKY
 
-    system(FLAKY, functions=["flaky_likes"], functions_dir=REPO / "tests" / "test_functions")
+    local_system(FLAKY, ["flaky_likes"], functions_dir=REPO / "tests" / "test_functions")
     doomed = PostLiked(
         post_id="doomed-1", liker_id="u1", author_id="u2", liked_at=datetime.now(UTC)
     )
@@ -156,10 +132,10 @@ def test_a_message_that_keeps_failing_is_dead_lettered_after_the_declared_attemp
 
 
 def test_two_instances_receiving_the_same_push_at_once_apply_it_once(
-    system, tmp_path, project
+    local_system, tmp_path, project
 ) -> None:
     """Two function processes share the store, as two Cloud Functions instances share Firestore."""
-    local = system(functions=("timeline_enrichment",))
+    local = local_system(TOPOLOGY, ["timeline_enrichment"])
     second = LocalSystem(
         TOPOLOGY,
         project=project,

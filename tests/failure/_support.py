@@ -8,16 +8,19 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 
 class FunctionOutput:
-    """What the function processes printed: the runtime's line per answered message, and restarts.
+    """What the function processes printed: their JSON log lines, the runtime's line per
+    answered message among them (``outcomes``), and restarts.
 
     Pass it as ``LocalSystem(on_line=...)``.
     """
 
     def __init__(self) -> None:
-        self.outcomes: list[dict[str, object]] = []
+        self.entries: list[dict[str, Any]] = []  # every JSON log line
+        self.outcomes: list[dict[str, Any]] = []
         self.restarts = 0
         self._lock = threading.Lock()
         self._last = time.monotonic()
@@ -32,7 +35,10 @@ class FunctionOutput:
                 entry = json.loads(line)
             except ValueError:
                 return
-            if isinstance(entry, dict) and "outcome" in entry and "status" in entry:
+            if not isinstance(entry, dict):
+                return
+            self.entries.append(entry)
+            if "outcome" in entry and "status" in entry:
                 self.outcomes.append(entry)
 
     def quiet_for(self, seconds: float) -> bool:

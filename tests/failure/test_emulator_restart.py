@@ -106,41 +106,7 @@ def settle(attempt: Attempt, future: concurrent.futures.Future[str]) -> None:
         attempt.error = error
 
 
-def pull_event_ids(
-    project: str, expect: int, timeout: float = 30.0, quiet: float = 1.0
-) -> list[str]:
-    """Pull and ack ``SUB`` until ``expect`` messages came and then ``quiet`` s passed (or
-    ``timeout``); the ``ce-id`` of every message, duplicates included."""
-    from google.api_core import exceptions
-    from google.cloud import pubsub_v1
-
-    path = f"projects/{project}/subscriptions/{SUB}"
-    ids: list[str] = []
-    with pubsub_v1.SubscriberClient() as subscriber:
-        deadline = last = time.monotonic()
-        deadline += timeout
-        while time.monotonic() < deadline:
-            if len(ids) >= expect and time.monotonic() - last >= quiet:
-                break
-            try:
-                response = subscriber.pull(
-                    request={"subscription": path, "max_messages": 1000}, timeout=5
-                )
-            except exceptions.DeadlineExceeded:
-                continue
-            if response.received_messages:
-                subscriber.acknowledge(
-                    request={
-                        "subscription": path,
-                        "ack_ids": [m.ack_id for m in response.received_messages],
-                    }
-                )
-                ids += [m.message.attributes["ce-id"] for m in response.received_messages]
-                last = time.monotonic()
-    return ids
-
-
-def test_publisher_through_an_emulator_restart(project, tally):
+def test_publisher_through_an_emulator_restart(project, pull_all, tally):
     attempts: list[Attempt] = []
     times = Restart()
     restored, stop = threading.Event(), threading.Event()
@@ -173,7 +139,7 @@ def test_publisher_through_an_emulator_restart(project, tally):
                 stop.wait(0.1)
             pending = [a.event_id for a in attempts if a.settled is None]
             expect = sum(a.message_id is not None and (a.settled or 0) > times.up for a in attempts)
-            delivered = pull_event_ids(project, expect)
+            delivered = [m.attributes["ce-id"] for m in pull_all(project, SUB, expect=expect)]
         finally:
             stop.set()
             stream.join(10)

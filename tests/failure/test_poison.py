@@ -17,7 +17,7 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,6 @@ from shared.stores import Store, open_store
 from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY
 from shared.tools.dev import LocalSystem
-from shared.topology import Topology
 from tests.conftest import REPO, wait_until
 from tests.failure.conftest import Tally
 
@@ -189,30 +188,6 @@ class Settled:
     statuses: list[str]  # each settled delivery's status, from the function's log
 
 
-@pytest.fixture
-def serve(project: str, tmp_path: Path) -> Iterator[Callable[..., LocalSystem]]:
-    """Start a LocalSystem for one consumer on this test's project; stopped at teardown."""
-    started: list[LocalSystem] = []
-
-    def start(topology: Topology, name: str, functions_dir: Path, log: FunctionLog) -> LocalSystem:
-        local = LocalSystem(
-            topology,
-            project=project,
-            store_url=store_url(tmp_path),
-            port_base=0,
-            functions=[name],
-            functions_dir=functions_dir,
-            on_line=log,
-        )
-        started.append(local)
-        local.start()
-        return local
-
-    yield start
-    for local in started:
-        local.stop()
-
-
 def store_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'state.db'}"
 
@@ -318,10 +293,10 @@ def wrong_reasons(letters: dict[str, list[Any]]) -> dict[str, str]:
 
 
 def test_poison_is_dead_lettered_once_with_its_reason_while_good_likes_are_applied_once(
-    serve, project, tmp_path, pull_all, tally
+    local_system, project, tmp_path, pull_all, tally
 ) -> None:
     log = FunctionLog()
-    local = serve(TOPOLOGY, "timeline_enrichment", REPO / "functions", log)
+    local = local_system(TOPOLOGY, ["timeline_enrichment"], on_line=log)
     stream = mixed_stream(poison_messages())
     publish(project, stream)
     store = open_store(store_url(tmp_path))
@@ -363,13 +338,15 @@ def last_attempt(store: Store, post_id: str) -> int:
 
 
 def test_a_message_that_kills_its_function_is_dead_lettered_after_the_declared_attempts(
-    serve, project, tmp_path, pull_all, tally
+    local_system, project, tmp_path, pull_all, tally
 ) -> None:
     from tests.test_functions.crashy_likes.crashy_topology import TOPOLOGY as CRASHY
 
     attempts = CRASHY.consumer("crashy_likes").max_delivery_attempts
     log = FunctionLog()
-    local = serve(CRASHY, "crashy_likes", REPO / "tests" / "test_functions", log)
+    local = local_system(
+        CRASHY, ["crashy_likes"], functions_dir=REPO / "tests" / "test_functions", on_line=log
+    )
     stream = mixed_stream([*poison_messages(), crash_message()])
     publish(project, stream)
     store = open_store(store_url(tmp_path))

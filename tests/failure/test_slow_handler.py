@@ -11,11 +11,9 @@ runtime warns that handling outlasted the ack deadline.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import threading
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -26,6 +24,7 @@ from shared.system.events import PostLiked
 from shared.tools.dev import LocalSystem
 from shared.tools.provision import provision
 from tests.conftest import REPO, wait_until
+from tests.failure._support import FunctionOutput
 from tests.failure.conftest import Tally
 from tests.test_functions.slow_likes.slow_topology import ACK_DEADLINE, SLOW_SECONDS, TOPOLOGY
 
@@ -89,22 +88,11 @@ def test_pull_worker_holds_a_slow_message_without_redelivery(
 
 @pytest.mark.e2e
 def test_function_over_http_redelivered_at_the_deadline_runs_once(project, tmp_path, tally):
-    lines: list[dict[str, Any]] = []
-
-    def on_line(name: str, line: str) -> None:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            return  # functions-framework's own plain lines
-        if isinstance(entry, dict):
-            lines.append(entry)
-
+    output = FunctionOutput()
     url = f"sqlite:///{tmp_path / 'state.db'}"
 
     def slow_statuses() -> list[str]:
-        return [
-            e["status"] for e in list(lines) if e.get("status") and e.get("event_id") == SLOW_ID
-        ]
+        return [str(e["status"]) for e in list(output.outcomes) if e.get("event_id") == SLOW_ID]
 
     with LocalSystem(
         TOPOLOGY,
@@ -113,7 +101,7 @@ def test_function_over_http_redelivered_at_the_deadline_runs_once(project, tmp_p
         port_base=0,
         functions=["slow_likes"],
         functions_dir=REPO / "tests" / "test_functions",
-        on_line=on_line,
+        on_line=output,
         # Two requests at once, as two instances (or one with concurrency 2) would take them:
         # the redelivery then runs while the first handler still does, and meets its claim.
         concurrency=2,
@@ -133,13 +121,13 @@ def test_function_over_http_redelivered_at_the_deadline_runs_once(project, tmp_p
         store.close()
 
     statuses = slow_statuses()
-    tally.delivered = sum(1 for e in lines if e.get("status"))
+    tally.delivered = len(output.outcomes)
     tally.notes["slow_statuses"] = ",".join(statuses)
     count_effects(tally, runs)
     tally.check()
     assert statuses.count("handled") == 1 and statuses[-1] == "duplicate", statuses
     assert "busy" in statuses, f"the redelivery never met the live claim: {statuses}"
     assert statuses.index("busy") < statuses.index("handled"), statuses
-    [warning] = [e for e in lines if WARNING in e.get("message", "")]
+    [warning] = [e for e in output.entries if WARNING in e.get("message", "")]
     assert warning["event_id"] == SLOW_ID and warning["severity"] == "WARNING"
     assert f"({ACK_DEADLINE} s)" in warning["message"]

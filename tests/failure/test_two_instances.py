@@ -11,13 +11,11 @@
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import http.client
 import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -26,7 +24,6 @@ from shared import Publisher
 from shared.stores import Store, open_store
 from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY
-from shared.tools.dev import LocalSystem
 from tests.failure._support import FunctionOutput, poll
 from tests.failure.conftest import Tally
 from tests.functions.conftest import push_body
@@ -68,39 +65,20 @@ def post(url: str, body: bytes, timeout: float = 30.0) -> int:
         conn.close()
 
 
-@pytest.fixture
-def systems(project, tmp_path) -> Iterator[Callable[..., LocalSystem]]:
-    """LocalSystems on this test's project and one SQLite store; stopped last-made first."""
-    with contextlib.ExitStack() as stack:
-
-        def make(on_line: Callable[[str, str], None], *, start: bool) -> LocalSystem:
-            local = LocalSystem(
-                TOPOLOGY,
-                project=project,
-                store_url=f"sqlite:///{tmp_path / 'state.db'}",
-                port_base=0,
-                functions=["timeline_enrichment"],
-                on_line=on_line,
-            )
-            stack.callback(local.stop)  # each start() saved the environment the one before set
-            if start:
-                local.start()
-            else:
-                local.start_function("timeline_enrichment")
-            return local
-
-        yield make
-
-
 PUSHED = 40
 COPIES = 4  # concurrent posts of each body, alternating between the two instances
 
 
 def test_one_push_delivered_to_two_instances_at_once_has_one_effect(
-    systems, project, tmp_path, tally: Tally
+    local_system, project, tmp_path, tally: Tally
 ) -> None:
     output = FunctionOutput()
-    urls = [systems(output, start=False).functions["timeline_enrichment"].url for _ in range(2)]
+    urls = [
+        local_system(TOPOLOGY, ["timeline_enrichment"], on_line=output, deliver=False)
+        .functions["timeline_enrichment"]
+        .url
+        for _ in range(2)
+    ]
     bodies = [
         json.dumps(push_body(like(i), subscription=SUBSCRIPTION, project=project)).encode()
         for i in range(PUSHED)
@@ -154,11 +132,11 @@ RUNTIME_EVENTS = 300
 
 
 def test_two_runtimes_pulling_one_project_apply_each_event_once(
-    systems, project, tmp_path, pull_all, tally: Tally
+    local_system, project, tmp_path, pull_all, tally: Tally
 ) -> None:
     outputs = [FunctionOutput(), FunctionOutput()]
     for output in outputs:
-        systems(output, start=True)
+        local_system(TOPOLOGY, ["timeline_enrichment"], on_line=output)
     events = [like(i) for i in range(RUNTIME_EVENTS)]
     started = time.monotonic()
     tally.published = len(Publisher(TOPOLOGY).publish_all(events))
