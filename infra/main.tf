@@ -29,18 +29,22 @@ locals {
 
   uses_store = anytrue([for c in values(local.consumers) : c.uses_store])
 
-  apis = var.enable_apis ? toset([
-    "artifactregistry.googleapis.com", # function images
-    "cloudbuild.googleapis.com",       # function builds
-    "cloudfunctions.googleapis.com",
-    "cloudresourcemanager.googleapis.com", # project lookup and project-level IAM
-    "firestore.googleapis.com",
-    "iam.googleapis.com",
-    "logging.googleapis.com",
-    "pubsub.googleapis.com",
-    "run.googleapis.com", # functions run as Cloud Run services
-    "storage.googleapis.com",
-  ]) : toset([])
+  apis = var.enable_apis ? setunion(
+    [
+      "artifactregistry.googleapis.com", # function images
+      "cloudbuild.googleapis.com",       # function builds
+      "cloudfunctions.googleapis.com",
+      "cloudresourcemanager.googleapis.com", # project lookup and project-level IAM
+      "firestore.googleapis.com",
+      "iam.googleapis.com",
+      "logging.googleapis.com", # function and build logs, log-based metrics
+      "pubsub.googleapis.com",
+      "run.googleapis.com", # functions run as Cloud Run services
+      "storage.googleapis.com",
+    ],
+    var.enable_tracing ? ["cloudtrace.googleapis.com"] : [],    # spans the functions export
+    var.enable_monitoring ? ["monitoring.googleapis.com"] : [], # alert policies
+  ) : toset([])
 
   # Pub/Sub's own identity in this project: it forwards messages to dead-letter topics and signs
   # the OIDC tokens of push requests. Every grant to it depends on
@@ -237,6 +241,106 @@ resource "google_project_iam_member" "build" {
   member  = each.value.member
 }
 
+# --- log-based metrics (var.enable_monitoring) ----------------------------------------------
+
+locals {
+  # The one line the runtime logs per message (shared/runtime/observe.py), as Cloud Logging
+  # stores it: {"logger": "pubsub_kit.consumer", "consumer": ..., "status": ..., "outcome": ...,
+  # "duration_ms": ..., ...} in jsonPayload. The logger's other lines (a slow-handling warning,
+  # a handler's exception) have no status, so they are not counted.
+  message_log_filter = "jsonPayload.logger=\"pubsub_kit.consumer\" AND jsonPayload.status:*"
+
+  # Both metrics are labelled alike. Statuses are the runtime's fixed set and consumers the
+  # topology's, so the number of time series stays small.
+  message_metric_labels = {
+    consumer = "Consumer name from the topology (snake_case)."
+    status   = "How the message ended: handled, duplicate, filtered, busy, retry, rejected, dead_lettered or dead_letter_failed."
+  }
+  message_label_extractors = {
+    consumer = "EXTRACT(jsonPayload.consumer)"
+    status   = "EXTRACT(jsonPayload.status)"
+  }
+}
+
+# Messages by consumer and status: handled, duplicate, filtered, retried and dead-lettered counts
+# per consumer all come from this one metric.
+resource "google_logging_metric" "messages" {
+  for_each = var.enable_monitoring ? toset(["pubsub_kit/messages"]) : toset([])
+
+  project          = var.project_id
+  name             = each.key
+  description      = "pubsub-kit: messages received by each consumer, by how they ended (status). One per log line of logger pubsub_kit.consumer with a status."
+  filter           = local.message_log_filter
+  label_extractors = local.message_label_extractors
+
+  metric_descriptor {
+    display_name = "pubsub-kit messages"
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+
+    dynamic "labels" {
+      for_each = local.message_metric_labels
+      content {
+        key         = labels.key
+        value_type  = "STRING"
+        description = labels.value
+      }
+    }
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# How long each message took, from receipt to answer, by consumer and status (filter on
+# status "handled" for the handlers' own time).
+resource "google_logging_metric" "handler_duration" {
+  for_each = var.enable_monitoring ? toset(["pubsub_kit/handler_duration"]) : toset([])
+
+  project          = var.project_id
+  name             = each.key
+  description      = "pubsub-kit: time each message took in its consumer (duration_ms of the per-message log line), by consumer and status."
+  filter           = "${local.message_log_filter} AND jsonPayload.duration_ms:*"
+  value_extractor  = "EXTRACT(jsonPayload.duration_ms)"
+  label_extractors = local.message_label_extractors
+
+  metric_descriptor {
+    display_name = "pubsub-kit handler duration"
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = "ms"
+
+    dynamic "labels" {
+      for_each = local.message_metric_labels
+      content {
+        key         = labels.key
+        value_type  = "STRING"
+        description = labels.value
+      }
+    }
+  }
+
+  # Buckets from 1 ms, each 1.5 times as wide as the one before: the last finite one ends at
+  # 1.5^33 ms (about 650 s), beyond the longest function timeout (540 s).
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 33
+      growth_factor      = 1.5
+      scale              = 1
+    }
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# Channels without monitoring notify nobody: say so at plan (a warning), rather than in silence.
+check "notification_channels_need_monitoring" {
+  assert {
+    condition     = var.enable_monitoring || length(var.notification_channels) == 0
+    error_message = "notification_channels is set but enable_monitoring is false, so no alert policy exists to notify them. Set enable_monitoring = true."
+  }
+}
+
 # --- topics and consumers --------------------------------------------------------------------
 
 module "topic" {
@@ -303,6 +407,12 @@ module "consumer" {
 
   subscription_retention_duration = var.subscription_retention_duration
   dead_letter_retention_duration  = var.dead_letter_retention_duration
+
+  enable_tracing                   = var.enable_tracing
+  enable_monitoring                = var.enable_monitoring
+  notification_channels            = var.notification_channels
+  oldest_unacked_age_alert_seconds = var.oldest_unacked_age_alert_seconds
+  labels                           = var.labels
 
   # The service agent must exist before anything is granted to it, and a build must find its
   # account's role in place.

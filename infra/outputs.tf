@@ -63,3 +63,16 @@ output "build_service_account" {
   description = "Service account Cloud Build builds the functions as (projects/PROJECT/serviceAccounts/EMAIL): var.build_service_account, or the account created with roles/run.builder."
   value       = local.build_service_account
 }
+
+output "log_metric_types" {
+  description = "Metric type of each log-based metric (for Metrics Explorer, dashboards and alert filters), keyed by metric name: pubsub_kit/messages and pubsub_kit/handler_duration when enable_monitoring is on, else {}."
+  value = {
+    for name, m in merge(google_logging_metric.messages, google_logging_metric.handler_duration) :
+    name => "logging.googleapis.com/user/${m.name}"
+  }
+}
+
+output "alert_policy_ids" {
+  description = "Alert policy ids (projects/P/alertPolicies/ID), keyed by the subscription each one watches: every dead-letter and push subscription when enable_monitoring is on, else {}."
+  value       = merge([for c in module.consumer : c.alert_policy_ids]...)
+}

@@ -24,6 +24,55 @@ variable "enable_apis" {
   default     = true
 }
 
+variable "enable_tracing" {
+  description = <<-EOT
+    Trace every message to Cloud Trace. Each function gets OTEL_TRACES_EXPORTER = "gcp_trace",
+    OTEL_SERVICE_NAME = its consumer name and OTEL_METRICS_EXPORTER = "none" (the runtime reads
+    these standard OpenTelemetry variables; the gcp_trace exporter is in pubsub-kit[otel]), its
+    service account gets roles/cloudtrace.agent on the project, and cloudtrace.googleapis.com is
+    enabled with the other APIs. false (the default): none of these.
+  EOT
+  type        = bool
+  default     = false
+}
+
+variable "enable_monitoring" {
+  description = <<-EOT
+    Log-based metrics and alert policies. Two metrics read the one log line each function writes
+    per message: pubsub_kit/messages (a count by consumer and status: handled, duplicate,
+    filtered, busy, retry, rejected, dead_lettered, dead_letter_failed) and
+    pubsub_kit/handler_duration (a distribution of duration_ms, by consumer and status). One
+    alert policy per dead-letter subscription (any message waiting) and one per push
+    subscription (oldest unacknowledged message older than oldest_unacked_age_alert_seconds),
+    each telling the on-call what to run; monitoring.googleapis.com is enabled with the other
+    APIs. false (the default): none of these.
+  EOT
+  type        = bool
+  default     = false
+}
+
+variable "notification_channels" {
+  description = "Notification channels the alert policies notify, as projects/PROJECT/notificationChannels/ID (`gcloud beta monitoring channels list --format='value(name)'`); [] (the default) opens incidents in the console only. Used only with enable_monitoring."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "Each notification channel must look like projects/PROJECT/notificationChannels/ID (`gcloud beta monitoring channels list --format='value(name)'`)."
+  }
+}
+
+variable "oldest_unacked_age_alert_seconds" {
+  description = "With enable_monitoring, a push subscription's alert fires when its oldest unacknowledged message is older than this many seconds: the consumer is failing, down or too slow, or one message keeps being retried."
+  type        = number
+  default     = 600 # 10 minutes
+
+  validation {
+    condition     = var.oldest_unacked_age_alert_seconds > 0 && floor(var.oldest_unacked_age_alert_seconds) == var.oldest_unacked_age_alert_seconds
+    error_message = "oldest_unacked_age_alert_seconds must be a whole number of seconds above 0, e.g. 600."
+  }
+}
+
 variable "package_dir" {
   description = "Directory holding the function archives written by `pubsub-kit package` (<consumer>.zip each); relative to infra/ unless absolute."
   type        = string

@@ -44,6 +44,7 @@ TERRAFORM_TIMEOUT = 120  # seconds per CLI call; fmt and the offline applies tak
 
 # Every role the deployment grants. Adding one is a deliberate change, made here too.
 ALLOWED_ROLES = {
+    "roles/cloudtrace.agent",  # a function, on the project, only with enable_tracing
     "roles/datastore.user",  # a function, on the project, conditioned on the store's database
     "roles/iam.serviceAccountTokenCreator",  # Pub/Sub service agent, on the push identity
     "roles/pubsub.publisher",  # functions and the service agent, on topics
@@ -53,6 +54,11 @@ ALLOWED_ROLES = {
 }
 
 # Every API the deployment enables, and nothing else: each has a user here.
+# (tests/test_infra_observability.py evaluates which are enabled under which toggles.)
+OPTIONAL_APIS = {
+    "cloudtrace.googleapis.com": "enable_tracing",  # the functions' spans
+    "monitoring.googleapis.com": "enable_monitoring",  # alert policies
+}
 REQUIRED_APIS = {
     "pubsub.googleapis.com",
     "cloudfunctions.googleapis.com",
@@ -352,9 +358,15 @@ def test_only_the_expected_roles_are_granted() -> None:
     assert granted <= ALLOWED_ROLES, f"unexpected roles: {sorted(granted - ALLOWED_ROLES)}"
 
 
-def test_project_level_grants_are_only_firestore_on_its_database_and_the_build_role() -> None:
+def test_project_level_grants_are_only_firestore_on_its_database_the_build_role_and_tracing() -> (
+    None
+):
     grants = {(path, name): body for path, name, body in resources("google_project_iam_member")}
-    assert set(grants) == {(CONSUMER_MAIN, "function"), (INFRA / "main.tf", "build")}
+    assert set(grants) == {
+        (CONSUMER_MAIN, "function"),
+        (CONSUMER_MAIN, "tracing"),
+        (INFRA / "main.tf", "build"),
+    }
 
     store = grants[(CONSUMER_MAIN, "function")]
     assert text(store["role"]) == "each.key"
@@ -374,6 +386,13 @@ def test_project_level_grants_are_only_firestore_on_its_database_and_the_build_r
     assert text(build["role"]) == "roles/run.builder"
     assert text(build["for_each"]) == "google_service_account.build"
     assert text(build["member"]) == "each.value.member"
+
+    # Cloud Trace grants on the project only; which roles, and when, is evaluated in
+    # tests/test_infra_observability.py (roles/cloudtrace.agent, with enable_tracing only).
+    tracing = grants[(CONSUMER_MAIN, "tracing")]
+    assert text(tracing["for_each"]) == "module.observability.project_roles"
+    assert text(tracing["role"]) == "each.key"
+    assert text(tracing["member"]) == "google_service_account.function.member"
 
 
 def test_functions_are_built_by_a_dedicated_account_whose_role_is_granted_first() -> None:
@@ -605,8 +624,9 @@ def test_exactly_the_required_apis_are_enabled_and_stay_enabled_on_destroy() -> 
     enabled = set(
         re.findall(r'"([a-z0-9]+\.googleapis\.com)"', local_value(INFRA / "main.tf", "apis"))
     )
-    assert enabled == REQUIRED_APIS, (
-        f"not enabled: {sorted(REQUIRED_APIS - enabled)}; unused: {sorted(enabled - REQUIRED_APIS)}"
+    expected = REQUIRED_APIS | set(OPTIONAL_APIS)
+    assert enabled == expected, (
+        f"not enabled: {sorted(expected - enabled)}; unused: {sorted(enabled - expected)}"
     )
     assert the_resource("google_project_service")["disable_on_destroy"] is False
 
@@ -842,6 +862,15 @@ def test_root_variables_accept_a_plain_deployment(tmp_path: Path) -> None:
         ("build_account_id", '"Build"', "build_account_id must be"),
         ("function_ingress_settings", '"INTERNAL"', "function_ingress_settings must be"),
         ("labels", '{ Team = "x" }', "Label keys"),
+        ("oldest_unacked_age_alert_seconds", "0", "oldest_unacked_age_alert_seconds must be"),
+        ("oldest_unacked_age_alert_seconds", "-600", "oldest_unacked_age_alert_seconds must"),
+        ("oldest_unacked_age_alert_seconds", "90.5", "oldest_unacked_age_alert_seconds must"),
+        ("notification_channels", '["1234567890"]', "Each notification channel must look"),
+        (
+            "notification_channels",
+            '["projects/p/notificationChannels/1/x"]',
+            "Each notification channel must look",
+        ),
     ],
 )
 def test_root_variables_refuse_wrong_values(

@@ -80,6 +80,13 @@ def test_the_pubsub_service_identity_exists_only_in_the_beta_provider() -> None:
         assert "google_project_service_identity" in beta, schema.version
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_observability_resources_are_in_the_extracted_schemas(version: str) -> None:
+    """Metrics and alert policies exist only with enable_monitoring; their schema is still here."""
+    extracted = SCHEMAS[version].providers["google"]["resources"]
+    assert {"google_logging_metric", "google_monitoring_alert_policy"} <= set(extracted)
+
+
 # --- infra/ as it is -----------------------------------------------------------------------
 
 
@@ -121,6 +128,24 @@ def test_a_misspelt_argument_in_a_nested_block_is_caught(tmp_path: Path) -> None
         "      audiences             = google_cloudfunctions2_function",
     )
     assert_caught(copy, NEWEST, "push_config.oidc_token: unsupported argument or block 'audiences'")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_misspelt_argument_deep_in_an_alert_policy_is_caught(
+    tmp_path: Path, version: str
+) -> None:
+    copy = broken_copy(
+        tmp_path,
+        PUSH_SUBSCRIPTION,
+        'duration        = "0s" # one message waiting is enough',
+        'durations       = "0s" # one message waiting is enough',
+    )
+    assert_caught(
+        copy,
+        SCHEMAS[version],
+        "google_monitoring_alert_policy.dead_letter.conditions.condition_threshold: "
+        "unsupported argument or block 'durations'",
+    )
 
 
 def test_a_missing_required_argument_is_caught(tmp_path: Path) -> None:

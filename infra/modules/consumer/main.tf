@@ -1,10 +1,28 @@
 # One consumer: its Cloud Function (2nd gen), the identity it runs as, the push subscriptions
 # that feed it (retry and dead-letter policies), its dead-letter topics with a pull subscription
-# each, and only the IAM grants its code needs.
+# each, and only the IAM grants its code needs. Optionally (both off by default) tracing to Cloud
+# Trace and an alert policy per subscription, derived by modules/observability.
 
 module "naming" {
   source   = "../naming"
   consumer = var.name
+}
+
+# Tracing and alerting, derived offline from the toggles; everything it returns is empty when
+# both are off, so no resource below exists then.
+module "observability" {
+  source = "../observability"
+
+  project_id         = var.project_id
+  region             = var.region
+  consumer           = var.name
+  function_name      = local.function_name
+  subscriptions      = var.subscriptions
+  dead_letter_topics = var.dead_letter_topics
+
+  enable_tracing                   = var.enable_tracing
+  enable_monitoring                = var.enable_monitoring
+  oldest_unacked_age_alert_seconds = var.oldest_unacked_age_alert_seconds
 }
 
 locals {
@@ -14,7 +32,7 @@ locals {
   archive_hash = fileexists(var.archive_path) ? filesha256(var.archive_path) : null
 
   # Set last so that neither the topology nor var.environment can point a function at another
-  # project or store.
+  # project or store, or at a trace exporter its account holds no role for.
   managed_environment = merge(
     {
       PUBSUB_PROJECT_ID    = var.project_id
@@ -24,7 +42,11 @@ locals {
       PUBSUB_KIT_STORE        = "firestore"
       PUBSUB_KIT_STORE_PREFIX = var.store_collection_prefix
     } : {},
+    module.observability.environment,
   )
+
+  # The provider's default_labels do not reach alert policies (theirs are user_labels).
+  alert_labels = merge({ app = "pubsub-kit" }, var.labels, { consumer = var.name })
 
   # Keyed by role so that for_each never depends on a list position.
   project_roles = var.function.uses_store ? toset(["roles/datastore.user"]) : toset([])
@@ -53,6 +75,16 @@ resource "google_project_iam_member" "function" {
     description = "Firestore database ${var.firestore_database} of the pubsub-kit store, no other."
     expression  = "resource.name == \"projects/${var.project_id}/databases/${var.firestore_database}\""
   }
+}
+
+# Cloud Trace (var.enable_tracing only): spans are written to the project, the only level
+# Cloud Trace grants on, so this grant has no condition.
+resource "google_project_iam_member" "tracing" {
+  for_each = module.observability.project_roles
+
+  project = var.project_id
+  role    = each.key
+  member  = google_service_account.function.member
 }
 
 # Topics the handler publishes follow-up events to.
@@ -170,8 +202,8 @@ resource "google_cloudfunctions2_function" "this" {
     environment_variables          = merge(var.environment, var.function.environment, local.managed_environment)
   }
 
-  # The first requests must find Firestore access in place.
-  depends_on = [google_project_iam_member.function]
+  # The first requests must find Firestore (and Cloud Trace) access in place.
+  depends_on = [google_project_iam_member.function, google_project_iam_member.tracing]
 }
 
 # Private function: the only principal that may invoke it is the push identity. Cloud Functions
@@ -253,4 +285,80 @@ resource "google_pubsub_subscription_iam_member" "push_service_agent" {
   subscription = google_pubsub_subscription.push[each.key].name
   role         = "roles/pubsub.subscriber"
   member       = "serviceAccount:${var.pubsub_service_agent}"
+}
+
+# --- alerts (var.enable_monitoring) --------------------------------------------------------
+# Conditions and on-call texts come from modules/observability; both maps are empty when
+# monitoring is off. Pub/Sub writes these metrics once a minute, hence the 60 s alignment.
+
+# Dead letters need a person: an event went unhandled.
+resource "google_monitoring_alert_policy" "dead_letter" {
+  for_each = module.observability.dead_letter_alerts
+
+  project               = var.project_id
+  display_name          = each.value.display_name
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+  user_labels           = local.alert_labels
+
+  conditions {
+    display_name = each.value.condition
+
+    condition_threshold {
+      filter          = each.value.filter
+      comparison      = "COMPARISON_GT"
+      threshold_value = each.value.threshold
+      duration        = "0s" # one message waiting is enough
+
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = each.value.display_name
+    content   = each.value.content
+  }
+
+  depends_on = [google_pubsub_subscription.dead_letter]
+}
+
+# A backlog is lag, not loss (the subscription keeps it), so a warning.
+resource "google_monitoring_alert_policy" "backlog" {
+  for_each = module.observability.backlog_alerts
+
+  project               = var.project_id
+  display_name          = each.value.display_name
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = var.notification_channels
+  user_labels           = local.alert_labels
+
+  conditions {
+    display_name = each.value.condition
+
+    condition_threshold {
+      filter          = each.value.filter
+      comparison      = "COMPARISON_GT"
+      threshold_value = each.value.threshold
+      duration        = "0s" # the metric is itself an age: above the threshold once is enough
+
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = each.value.display_name
+    content   = each.value.content
+  }
+
+  depends_on = [google_pubsub_subscription.push]
 }

@@ -42,3 +42,11 @@ output "source_object" {
   description = "Bucket object (gs://BUCKET/NAME) holding the deployed source archive; its name carries the archive's SHA-256."
   value       = "gs://${google_storage_bucket_object.source.bucket}/${google_storage_bucket_object.source.name}"
 }
+
+output "alert_policy_ids" {
+  description = "Alert policy ids (projects/P/alertPolicies/ID), keyed by the subscription each one watches: every dead-letter and push subscription when enable_monitoring is on, else {}."
+  value = merge(
+    { for name, p in google_monitoring_alert_policy.dead_letter : name => p.name },
+    { for name, p in google_monitoring_alert_policy.backlog : name => p.name },
+  )
+}

@@ -180,3 +180,43 @@ variable "build_service_account" {
     error_message = "build_service_account must look like projects/PROJECT/serviceAccounts/EMAIL."
   }
 }
+
+variable "enable_tracing" {
+  description = "Export the function's spans to Cloud Trace: sets OTEL_TRACES_EXPORTER = \"gcp_trace\", OTEL_SERVICE_NAME = the consumer name and OTEL_METRICS_EXPORTER = \"none\", and grants the function's account roles/cloudtrace.agent on the project. false: none of these."
+  type        = bool
+  default     = false
+}
+
+variable "enable_monitoring" {
+  description = "Create an alert policy for each dead-letter subscription (any message waiting) and each push subscription (oldest unacknowledged message older than oldest_unacked_age_alert_seconds). false: none."
+  type        = bool
+  default     = false
+}
+
+variable "notification_channels" {
+  description = "Notification channels of the alert policies, as projects/PROJECT/notificationChannels/ID; [] opens incidents in the console only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "Each notification channel must look like projects/PROJECT/notificationChannels/ID (`gcloud beta monitoring channels list --format='value(name)'`)."
+  }
+}
+
+variable "oldest_unacked_age_alert_seconds" {
+  description = "A push subscription's alert fires when its oldest unacknowledged message is older than this many seconds."
+  type        = number
+  default     = 600 # 10 minutes
+
+  validation {
+    condition     = var.oldest_unacked_age_alert_seconds > 0 && floor(var.oldest_unacked_age_alert_seconds) == var.oldest_unacked_age_alert_seconds
+    error_message = "oldest_unacked_age_alert_seconds must be a whole number of seconds above 0, e.g. 600."
+  }
+}
+
+variable "labels" {
+  description = "Labels of the alert policies (user_labels) besides app = \"pubsub-kit\" and consumer = the consumer name; the provider's default_labels label everything else."
+  type        = map(string)
+  default     = {}
+}
