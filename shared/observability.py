@@ -39,10 +39,11 @@ class TraceContext:
 
     trace_id: str
     span_id: str
-    sampled: bool = True
+    sampled: bool = False
 
     @classmethod
     def new(cls) -> TraceContext:
+        """A new trace that nothing records (so not sampled): tracing is off here."""
         return cls(_random_hex(128), _random_hex(64))
 
     @classmethod
@@ -126,20 +127,27 @@ class CloudLoggingFormatter(logging.Formatter):
             entry.update(context.log_fields)
             if context.correlation_id:
                 entry["correlation_id"] = context.correlation_id
-            if context.trace is not None:
+            # The active span (the handler's, say) when tracing is on, else the event's hop.
+            trace = _active_trace() or context.trace
+            if trace is not None:
                 project = config.find_project_id()
-                trace = context.trace.trace_id
                 entry["logging.googleapis.com/trace"] = (
-                    f"projects/{project}/traces/{trace}" if project else trace
+                    f"projects/{project}/traces/{trace.trace_id}" if project else trace.trace_id
                 )
-                entry["logging.googleapis.com/spanId"] = context.trace.span_id
-                entry["logging.googleapis.com/trace_sampled"] = context.trace.sampled
+                entry["logging.googleapis.com/spanId"] = trace.span_id
+                entry["logging.googleapis.com/trace_sampled"] = trace.sampled
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
         if record.exc_info and record.exc_info[1] is not None:
             entry["error"] = describe_exception(record.exc_info[1])
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _active_trace() -> TraceContext | None:
+    from shared import telemetry  # imports this module
+
+    return telemetry.current_trace()
 
 
 def describe_exception(exc: BaseException) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from datetime import datetime
 from time import monotonic, sleep
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from shared import config, wire
+from shared import config, telemetry, wire
 from shared._clients import Lazy
 from shared.errors import PublishError, ToolkitError
 from shared.events import Event
@@ -33,6 +33,7 @@ from shared.topology import Topology
 
 if TYPE_CHECKING:  # the client costs ~0.4 s to import; consumers that never publish skip it
     from google.cloud.pubsub_v1 import PublisherClient
+    from opentelemetry.trace import Span
 
 
 class PublisherSettings(NamedTuple):
@@ -155,9 +156,19 @@ class Publisher:
         Raises:
             ToolkitError: the event is not valid for this topology (before any I/O).
         """
-        topic, data, attributes, envelope = self._prepare(event, correlation_id, event_id, time)
-        path = self.topic_path(topic)
-        inner = self.client.publish(path, data, ordering_key=ordering_key or "", **attributes)
+        if not isinstance(event, Event):
+            raise ToolkitError(
+                f"publish() takes an Event model instance; found {type(event).__name__}"
+            )
+        topic = self.topology.topic_for(event).name
+        span = _producer_span(topic, ordering_key)
+        try:
+            data, attributes, envelope = self._prepare(event, correlation_id, event_id, time, span)
+            path = self.topic_path(topic)
+            inner = self.client.publish(path, data, ordering_key=ordering_key or "", **attributes)
+        except BaseException as exc:
+            _end_span(span, None, exc)
+            raise
         outer = PublishFuture(topic, envelope.id, monotonic() + self.settings.timeout)
         with self._lock:
             self._pending.add(outer)
@@ -169,8 +180,11 @@ class Publisher:
 
         def settle(done: Any) -> None:
             try:
-                outer.settle(done.result())
+                message_id = done.result()
+                _end_span(span, message_id, None)
+                outer.settle(message_id)
             except BaseException as exc:  # noqa: BLE001 - surfaced through the future
+                _end_span(span, None, exc)
                 if ordering_key:
                     # The library pauses a key after a failure; later publishes on it would all
                     # fail until resumed. The caller sees this failure and may retry in order.
@@ -239,25 +253,62 @@ class Publisher:
         correlation_id: str | None,
         event_id: str | None,
         time: datetime | None,
-    ) -> tuple[str, bytes, dict[str, str], wire.Envelope]:
-        if not isinstance(event, Event):
-            raise ToolkitError(
-                f"publish() takes an Event model instance; found {type(event).__name__}"
-            )
-        topic = self.topology.topic_for(event).name
+        span: Span | None,
+    ) -> tuple[bytes, dict[str, str], wire.Envelope]:
         context = current_context()
-        trace = context.trace.child() if context and context.trace else TraceContext.new()
+        if span is not None:  # the next hop's parent is this publish's span
+            traceparent, tracestate = telemetry.traceparent_of(span)
+        else:
+            trace = context.trace.child() if context and context.trace else TraceContext.new()
+            traceparent, tracestate = trace.traceparent, context.tracestate if context else None
         envelope = wire.new_envelope(
             event,
             source=self._source,
             event_id=event_id,
             time=time,
             correlation_id=correlation_id or (context.correlation_id if context else None),
-            traceparent=trace.traceparent,
-            tracestate=context.tracestate if context else None,
+            traceparent=traceparent,
+            tracestate=tracestate,
         )
         data, attributes = wire.encode(event, envelope)
-        return topic, data, attributes, envelope
+        if span is not None:
+            span.set_attributes(
+                {
+                    telemetry.EVENT_ID: envelope.id,
+                    telemetry.EVENT_TYPE: envelope.type,
+                    telemetry.EVENT_SOURCE: envelope.source,
+                    telemetry.BODY_SIZE: len(data),
+                }
+            )
+        return data, attributes, envelope
+
+
+def _producer_span(topic: str, ordering_key: str | None) -> Span | None:
+    """The span ``send <topic>`` of one publish, a child of the active span; None when off."""
+    tracer = telemetry.tracer()
+    if tracer is None:
+        return None
+    from opentelemetry.trace import SpanKind
+
+    attributes = {
+        telemetry.SYSTEM: telemetry.GCP_PUBSUB,
+        telemetry.DESTINATION: topic,
+        telemetry.OPERATION_TYPE: "send",
+        telemetry.OPERATION_NAME: "send",
+    }
+    if ordering_key:
+        attributes[telemetry.ORDERING_KEY] = ordering_key
+    return tracer.start_span(f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes)
+
+
+def _end_span(span: Span | None, message_id: str | None, error: BaseException | None) -> None:
+    if span is None:
+        return
+    if message_id:
+        span.set_attribute(telemetry.MESSAGE_ID, message_id)
+    if error is not None:
+        telemetry.fail(span, type(error).__name__)
+    span.end()
 
 
 # Publishers with a client in this process, flushed at exit. Weak: a publisher nobody holds is

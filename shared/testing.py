@@ -107,9 +107,15 @@ class HandlerHarness:
         time: datetime | None = None,
         subscription: str | None = None,
         ordering_key: str | None = None,
+        traceparent: str | None = None,
     ) -> Result:
-        """Encode ``event`` as a publisher would and deliver it once; returns the outcome."""
-        envelope = wire.new_envelope(event, source="/tests", event_id=event_id, time=time)
+        """Encode ``event`` as a publisher would and deliver it once; returns the outcome.
+
+        ``traceparent`` is the producer's W3C trace context, as a producer that traces sends it.
+        """
+        envelope = wire.new_envelope(
+            event, source="/tests", event_id=event_id, time=time, traceparent=traceparent
+        )
         data, attributes = wire.encode(event, envelope)
         return self.deliver_raw(
             data, attributes, attempt=attempt, subscription=subscription, ordering_key=ordering_key

@@ -54,6 +54,10 @@ def test_archives_are_reproducible_and_deployable_in_shape(tmp_path: Path) -> No
         }
         assert direct <= set(pins)
         assert {"grpcio", "protobuf", "flask", "pydantic-core"} <= set(pins), "transitive pins"
+        # enable_tracing in infra/ works without repackaging: the exporters are always there.
+        assert {"opentelemetry-exporter-gcp-trace", "opentelemetry-exporter-otlp-proto-http"} <= (
+            set(pins)
+        )
         assert not {"pytest", "google-cloud-testutils", "python-hcl2"} & set(pins), (
             "test extras ship"
         )
@@ -130,6 +134,14 @@ def test_archive_serves_the_function_from_its_own_folder_in_a_fresh_venv(tmp_pat
         ],
         check=True,
         timeout=PIP_TIMEOUT,
+        env=pip_env,
+    )
+
+    # The Cloud Trace exporter that enable_tracing names is installed from the archive alone.
+    subprocess.run(
+        [venv / "bin/python", "-c", "import opentelemetry.exporter.cloud_trace"],
+        check=True,
+        timeout=120,
         env=pip_env,
     )
 

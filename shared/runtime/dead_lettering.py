@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Protocol
 
-from shared import wire
+from shared import telemetry, wire
 from shared._clients import Lazy
 from shared.config import project_id
 from shared.delivery import RawMessage
@@ -156,11 +156,21 @@ class DeadLetter:
                 Outcome.DEAD_LETTER_FAILED,
                 f"cannot tell which subscription to dead-letter for: {reason}",
             )
-        try:
-            self.sink.send(message.raw, subscription, reason)
-        except ToolkitError as exc:  # PublishError, or no project configured
-            log.error("dead-lettering failed", extra={"fields": {"error": describe_exception(exc)}})
-            return Result(Outcome.DEAD_LETTER_FAILED, f"dead-lettering failed: {reason}")
+        target = dead_letter_name(subscription)
+        attributes = {
+            telemetry.SYSTEM: telemetry.GCP_PUBSUB,
+            telemetry.OPERATION_TYPE: "send",
+            telemetry.DESTINATION: target,
+            telemetry.REASON: reason,
+        }
+        with telemetry.span(f"dead-letter {target}", attributes, producer=True) as span:
+            try:
+                self.sink.send(message.raw, subscription, reason)
+            except ToolkitError as exc:  # PublishError, or no project configured
+                error = describe_exception(exc)
+                log.error("dead-lettering failed", extra={"fields": {"error": error}})
+                telemetry.fail(span, error["type"])
+                return Result(Outcome.DEAD_LETTER_FAILED, f"dead-lettering failed: {reason}")
         return Result(Outcome.DEAD_LETTERED, reason)
 
     def subscription_of(self, raw: RawMessage) -> str | None:

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from shared import wire
+from shared import telemetry, wire
 from shared.delivery import RawMessage
 from shared.observability import EventContext, TraceContext, describe_exception, event_context
 from shared.runtime.message import Inflight
@@ -79,10 +79,15 @@ def log_fields(consumer: str, raw: RawMessage) -> dict[str, Any]:
 
 
 def _context_of(raw: RawMessage, fields: dict[str, Any]) -> EventContext:
-    trace = TraceContext.parse(raw.attributes.get(wire.ATTR_TRACEPARENT))
+    # The consumer span when tracing is on; otherwise a hop of the producer's trace that nobody
+    # records (its sampled flag passed on as received), or a new trace marked not sampled.
+    trace = telemetry.current_trace()
+    if trace is None:
+        parent = TraceContext.parse(raw.attributes.get(wire.ATTR_TRACEPARENT))
+        trace = parent.child() if parent else TraceContext.new()
     return EventContext(
         correlation_id=raw.attributes.get(wire.ATTR_CORRELATION),
-        trace=trace.child() if trace else TraceContext.new(),
+        trace=trace,
         tracestate=raw.attributes.get(wire.ATTR_TRACESTATE),
         log_fields=fields,
     )

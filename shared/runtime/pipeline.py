@@ -20,15 +20,18 @@ dead-lettering itself failed                          ``DEAD_LETTER_FAILED``: na
 
 The steps, outermost first (each is a module of this package with its own tests):
 
-1. :class:`~shared.runtime.observe.Observe`: event context (trace, correlation id) and one log
+1. :class:`~shared.runtime.telemetry.MessageTelemetry`: the consumer span, continuing the
+   producer's trace, and the message count by status (both only when telemetry is on).
+2. :class:`~shared.runtime.observe.Observe`: event context (trace, correlation id) and one log
    line per message; a step that raises becomes ``RETRY``.
-2. :class:`~shared.runtime.dead_lettering.DeadLetter`: settles ``REJECTED`` results from the
+3. :class:`~shared.runtime.dead_lettering.DeadLetter`: settles ``REJECTED`` results from the
    steps below by publishing to the dead-letter topic.
-3. :class:`~shared.runtime.filtering.Filter`: the subscription filter (the emulator ignores it).
-4. :class:`~shared.runtime.decoding.Decode`: wire format to typed event.
-5. :class:`~shared.runtime.admission.AcceptTypes` and :class:`~shared.runtime.admission.MaxAge`.
-6. :class:`~shared.runtime.idempotency.Claim`: once per event across instances.
-7. :class:`~shared.runtime.handling.Run`: the handler, and the ack contract for how it ended.
+4. :class:`~shared.runtime.filtering.Filter`: the subscription filter (the emulator ignores it).
+5. :class:`~shared.runtime.decoding.Decode`: wire format to typed event.
+6. :class:`~shared.runtime.admission.AcceptTypes` and :class:`~shared.runtime.admission.MaxAge`.
+7. :class:`~shared.runtime.idempotency.Claim`: once per event across instances.
+8. :class:`~shared.runtime.telemetry.HandlerTelemetry`: the handler's span and duration.
+9. :class:`~shared.runtime.handling.Run`: the handler, and the ack contract for how it ended.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from shared.runtime.message import Inflight
 from shared.runtime.observe import Observe
 from shared.runtime.outcome import Result
 from shared.runtime.step import Next, Step, compose
+from shared.runtime.telemetry import HandlerTelemetry, MessageTelemetry
 from shared.stores.base import Store
 from shared.topology import Consumer, Topology
 
@@ -97,6 +101,7 @@ class Pipeline:
     def _steps(self, store: Callable[[], Store] | None) -> list[Step]:
         consumer = self.consumer
         steps: list[Step] = [
+            MessageTelemetry(self.topology, consumer.name),
             Observe(consumer.ack_deadline),
             DeadLetter(self.topology, consumer.name, self.dead_letters),
         ]
@@ -107,6 +112,7 @@ class Pipeline:
             steps.append(MaxAge(consumer.name, consumer.max_event_age))
         if store is not None:
             steps.append(Claim(store, self.lease))
+        steps.append(HandlerTelemetry(consumer.name))
         return steps
 
     def process(self, raw: RawMessage) -> Result:

@@ -9,8 +9,9 @@ Each archive holds what Cloud Functions (2nd gen) needs to build the function fr
   under ``shared/tools/`` (this module, the CLI, the local runtime, the demo, provisioning,
   dead-letter replay) stay behind: nothing deployed imports them;
 - ``requirements.txt``, which Cloud Build installs when it builds the function: pubsub-kit's
-  runtime dependencies and everything they pull in, pinned (``name==version``) to the versions
-  installed where the zip is built, so GCP runs what the tests ran.
+  runtime dependencies (with the ``otel`` extra's exporters) and everything they pull in,
+  pinned (``name==version``) to the versions installed where the zip is built, so GCP runs
+  what the tests ran.
 
 Caches (``__pycache__``, ``*.pyc``) are left out. Archives are reproducible: sorted entries,
 fixed timestamps and permissions, stored uncompressed (deflate output varies with the zlib
@@ -84,6 +85,11 @@ def build_packages(
     return [_write_zip(output_dir / f"{name}.zip", _entries(name, requirements)) for name in names]
 
 
+# pubsub-kit[otel]: the Cloud Trace and OTLP exporters, so that `enable_tracing` in infra/ works
+# without repackaging. A function imports them only when OTEL_TRACES_EXPORTER names them.
+DEPLOYED_EXTRAS = frozenset({"otel"})
+
+
 def pinned_requirements() -> str:
     """``requirements.txt``: each runtime dependency, transitive ones too, at its installed version.
 
@@ -104,7 +110,7 @@ def pinned_requirements() -> str:
     pins: dict[str, str] = {}
     seen: set[tuple[str, frozenset[str]]] = set()
     # (requirement, the extras its parent was installed with): markers may test `extra`.
-    queue = [(text, frozenset[str]()) for text in declared]
+    queue = [(text, DEPLOYED_EXTRAS) for text in declared]
     while queue:
         text, parent_extras = queue.pop()
         try:
@@ -124,7 +130,7 @@ def pinned_requirements() -> str:
         except importlib.metadata.PackageNotFoundError:
             raise ToolkitError(
                 f"{requirement.name} (required as {text!r}) is not installed here; "
-                "install the project's dependencies before packaging"
+                "install the project's dependencies before packaging (pip install -e '.[otel]')"
             ) from None
         pins[canonicalize_name(dist.metadata["Name"])] = dist.version
         queue.extend((child, frozenset(requirement.extras)) for child in dist.requires or [])

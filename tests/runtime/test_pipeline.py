@@ -21,6 +21,7 @@ from shared.runtime.filtering import Filter
 from shared.runtime.idempotency import Claim
 from shared.runtime.message import claim_key
 from shared.runtime.observe import Observe
+from shared.runtime.telemetry import HandlerTelemetry, MessageTelemetry
 from shared.stores.base import ClaimState
 from shared.stores.sqlite import SqliteStore
 from shared.system.events import PostLiked, UserUpdated
@@ -62,14 +63,36 @@ def pipeline(
         (
             "order_notifications",
             True,
-            [Observe, DeadLetter, Filter, Decode, AcceptTypes, Claim],
+            [
+                MessageTelemetry,
+                Observe,
+                DeadLetter,
+                Filter,
+                Decode,
+                AcceptTypes,
+                Claim,
+                HandlerTelemetry,
+            ],
         ),
         (
             "timeline_enrichment",
             True,
-            [Observe, DeadLetter, Decode, AcceptTypes, MaxAge, Claim],
+            [
+                MessageTelemetry,
+                Observe,
+                DeadLetter,
+                Decode,
+                AcceptTypes,
+                MaxAge,
+                Claim,
+                HandlerTelemetry,
+            ],
         ),
-        ("audit_log", False, [Observe, DeadLetter, Decode, AcceptTypes]),
+        (
+            "audit_log",
+            False,
+            [MessageTelemetry, Observe, DeadLetter, Decode, AcceptTypes, HandlerTelemetry],
+        ),
     ],
 )
 def test_a_consumer_gets_the_steps_its_declaration_asks_for_outermost_first(consumer, store, steps):
