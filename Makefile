@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo dev test lint mutation bench package export install checkov clean
+.PHONY: demo dev test lint mutation bench package export install checkov node clean
 
 demo: install  ## run the whole system on the emulator, publish demo events, show results
 	$(BIN)/pubsub-kit demo
@@ -12,7 +12,7 @@ demo: install  ## run the whole system on the emulator, publish demo events, sho
 dev: install  ## run every function locally until Ctrl-C
 	$(BIN)/pubsub-kit dev
 
-test: install checkov  ## the test suite, emulators included (started through emulator.sh)
+test: install checkov node  ## the test suite, emulators included (started through emulator.sh)
 	$(BIN)/python -m pytest
 
 # mypy's own run (files in pyproject.toml) leaves out the function folders: each folder's main.py
@@ -42,9 +42,10 @@ bench: install  ## throughput against the raw client library, as ratios
 package: install  ## dist-functions/<function>.zip for Terraform
 	$(BIN)/pubsub-kit package
 
-export: install  ## regenerate infra/topology.json and docs/contracts from the declarations
+export: install  ## regenerate infra/topology.json, docs/contracts, catalog-info.yaml, README's diagram
 	$(BIN)/pubsub-kit topology export --terraform
 	$(BIN)/pubsub-kit schema
+	$(BIN)/pubsub-kit catalog --readme README.md
 
 install: $(VENV)/.installed
 
@@ -69,6 +70,16 @@ $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "checkov==$(CHECKOV_VERSION)"
 	touch $@
 
+# Backstage's catalog validators for tests/test_catalog.py: a Node project of its own, installed
+# exactly as its package-lock.json pins it. No install scripts: none is needed, and one dependency
+# of the AsyncAPI parser (@scarf/scarf) would only report the install over the network.
+NODE_DIR := tests/node
+
+node: $(NODE_DIR)/node_modules/.package-lock.json  ## tests/node's pinned packages (needs npm)
+
+$(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --ignore-scripts
+
 clean:
 	./emulator.sh stop all
-	rm -rf $(VENV) $(CHECKOV_VENV) .pubsub-kit dist-functions .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(NODE_DIR)/node_modules .pubsub-kit dist-functions .pytest_cache

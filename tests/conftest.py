@@ -150,6 +150,7 @@ def local_system(project: str, tmp_path: Path) -> Iterator[Callable[..., LocalSy
             functions_dir: Path = REPO / "functions",
             on_line: Callable[[str, str], None] | None = None,
             deliver: bool = True,
+            trace_dir: Path | None = None,
         ) -> LocalSystem:
             local = LocalSystem(
                 topology,
@@ -159,6 +160,7 @@ def local_system(project: str, tmp_path: Path) -> Iterator[Callable[..., LocalSy
                 functions=list(functions),
                 functions_dir=functions_dir,
                 on_line=on_line,
+                trace_dir=trace_dir,
             )
             stack.callback(local.stop)
             if deliver:

@@ -6,6 +6,7 @@
     pubsub-kit demo                           run the system, publish demo events, report
     pubsub-kit topology export --terraform    write infra/topology.json
     pubsub-kit schema                         write JSON Schemas and the AsyncAPI document
+    pubsub-kit catalog [--readme README.md]   write catalog-info.yaml (Backstage), the diagram
     pubsub-kit dlq inspect SUBSCRIPTION       show dead letters and why
     pubsub-kit dlq replay SUBSCRIPTION        publish dead letters to their topic again
     pubsub-kit package                        build a deployable zip per function
@@ -28,11 +29,13 @@ from pathlib import Path
 
 from shared.config import project_root
 from shared.errors import ToolkitError
+from shared.tools.catalog import CatalogSettings
 from shared.topology import Topology
 
 DEFAULT_TOPOLOGY = "shared.system.topology:TOPOLOGY"
 REPO_ROOT = project_root()
 TERRAFORM_EXPORT = REPO_ROOT / "infra" / "topology.json"
+CATALOG = REPO_ROOT / "catalog-info.yaml"
 
 
 def load_topology(spec: str) -> Topology:
@@ -178,6 +181,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="write nothing; exit 1 if the files differ from a fresh export",
     )
 
+    p = commands.add_parser(
+        "catalog",
+        help="write the Backstage catalog (catalog-info.yaml) and the README's diagram",
+        description="Write Backstage catalog entities for the topology: a System, an API per "
+        "topic (its AsyncAPI definition inlined) and a Component per function, with the topics "
+        "each consumes and publishes to. With --readme, also rewrite the Mermaid diagram of "
+        "the topology between the README's topology-diagram markers.",
+    )
+    p.add_argument(
+        "--output",
+        metavar="PATH",
+        default=str(CATALOG),
+        help="file to write, or - for standard output (default catalog-info.yaml)",
+    )
+    p.add_argument(
+        "--readme",
+        metavar="PATH",
+        type=Path,
+        help="also rewrite the diagram between <!-- topology-diagram:begin --> and "
+        "<!-- topology-diagram:end --> in this file",
+    )
+    defaults = CatalogSettings()
+    p.add_argument(
+        "--system",
+        metavar="NAME",
+        default=defaults.system,
+        help="the System's name (default %(default)s)",
+    )
+    p.add_argument(
+        "--owner",
+        metavar="REF",
+        default=defaults.owner,
+        help="entity reference of the owning group or user, e.g. group:payments "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--lifecycle",
+        metavar="STAGE",
+        default=defaults.lifecycle,
+        help="experimental, production, deprecated, ... (default %(default)s)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a file differs from a fresh export",
+    )
+
     p = commands.add_parser("dlq", help="inspect or replay dead-lettered messages")
     sub = p.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     for action, text in (
@@ -188,6 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("subscription", help="the source subscription, e.g. post-liked--audit_log")
         a.add_argument("--project", help="project id (default PUBSUB_PROJECT_ID)")
         a.add_argument("--max", type=int, default=100, help="at most this many messages")
+
+    p = commands.add_parser(
+        "trace",
+        help="show one event's trace across services, as `dev` and `demo` recorded it",
+    )
+    p.add_argument("event_id", help="the event's id (ce-id), or a unique prefix of it")
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="the folder of recorded spans (default .pubsub-kit/traces in the project)",
+    )
+    p.add_argument("--json", action="store_true", help="print the spans as JSON")
 
     p = commands.add_parser("package", help="build a deployable zip per function")
     p.add_argument(
@@ -247,8 +310,10 @@ def _run(args: argparse.Namespace, topology: Topology) -> int:
         "demo": _demo,
         "topology": _topology,
         "schema": _schema,
+        "catalog": _catalog,
         "dlq": _dlq,
         "package": _package,
+        "trace": _trace,
     }
     command = commands.get(args.command)
     if command is None:
@@ -289,6 +354,50 @@ def _schema(args: argparse.Namespace, topology: Topology) -> int:
     for path in stale:
         print(f"{'differs' if args.check else 'wrote'}: {path}")
     return 1 if args.check and stale else 0
+
+
+def _catalog(args: argparse.Namespace, topology: Topology) -> int:
+    from shared.tools import catalog
+
+    settings = CatalogSettings(args.system, args.owner, args.lifecycle)
+    to_stdout = args.output == "-"
+    if to_stdout and args.check:
+        raise ToolkitError("--check compares files: give --output a file path, not -")
+    files: dict[Path, str] = {}
+    text = catalog.to_yaml(catalog.catalog_entities(topology, settings))
+    if not to_stdout:
+        files[Path(args.output)] = text
+    if args.readme is not None:
+        if not args.readme.is_file():
+            raise ToolkitError(f"{args.readme} is not a file; --readme takes the README to update")
+        current = _read(args.readme)
+        files[args.readme] = catalog.replace_diagram(
+            current, catalog.mermaid(topology), source=str(args.readme)
+        )
+    if args.check:
+        stale = [path for path, new in files.items() if _read(path) != new]
+        command = "pubsub-kit catalog" + (f" --readme {args.readme}" if args.readme else "")
+        for path in stale:
+            print(f"{path} differs from the topology; run: {command}", file=sys.stderr)
+        return 1 if stale else 0
+    if to_stdout:
+        sys.stdout.write(text)
+    for path, new in files.items():
+        _write(path, new)
+        print(f"wrote {path}", file=sys.stderr if to_stdout else sys.stdout)
+    return 0
+
+
+def _trace(args: argparse.Namespace, topology: Topology) -> int:
+    from shared.tools import traces
+    from shared.tools.dev import TRACE_DIR
+
+    found = traces.traces_of(args.event_id, args.dir or TRACE_DIR)
+    if args.json:
+        print(json.dumps([traces.as_json(t) for t in found], indent=2))
+    else:
+        print("\n\n".join(traces.render(t) for t in found))
+    return 0
 
 
 def _package(args: argparse.Namespace, topology: Topology) -> int:
@@ -384,14 +493,19 @@ def _dlq(args: argparse.Namespace, topology: Topology) -> int:
 
 def _dev(topology: Topology, project: str, port_base: int, store: str) -> int:
     from shared.tools.demo import format_log_line
-    from shared.tools.dev import STATE_DIR, LocalSystem
+    from shared.tools.dev import STATE_DIR, LocalSystem, record_traces
 
     def on_line(name: str, line: str) -> None:
         print(format_log_line(name, line), flush=True)
 
     store_url = "firestore" if store == "firestore" else f"sqlite:///{STATE_DIR / 'dev.db'}"
     system = LocalSystem(
-        topology, project=project, store_url=store_url, port_base=port_base, on_line=on_line
+        topology,
+        project=project,
+        store_url=store_url,
+        port_base=port_base,
+        on_line=on_line,
+        trace_dir=record_traces("pubsub-kit-dev"),
     )
     try:
         system.start()

@@ -61,19 +61,17 @@ def asyncapi(topology: Topology) -> dict[str, Any]:
                 "bindings": {"googlepubsub": {"bindingVersion": "0.2.0"}},
             }
             refs[key] = {"$ref": f"#/components/messages/{key}"}
+        # No googlepubsub channel binding: its schema (0.2.0) requires schemaSettings, i.e. a
+        # Pub/Sub schema on the topic, and these topics have none; the AsyncAPI parser refuses
+        # such a document. The retention goes in an extension field instead.
         channels[topic.name] = {
             "address": topic.name,
             "messages": refs,
-            "bindings": {
-                "googlepubsub": {
-                    "bindingVersion": "0.2.0",
-                    **(
-                        {"messageRetentionDuration": f"{topic.message_retention}s"}
-                        if topic.message_retention
-                        else {}
-                    ),
-                }
-            },
+            **(
+                {"x-messageRetentionDuration": f"{topic.message_retention}s"}
+                if topic.message_retention
+                else {}
+            ),
         }
         operations[f"publish_{topic.name.replace('-', '_')}"] = {
             "action": "send",

@@ -213,7 +213,7 @@ def run_demo(
     out: TextIO = sys.stdout,
 ) -> int:
     """Run the system, publish the burst, report; 0 when everything settled as expected."""
-    from shared.tools.dev import STATE_DIR
+    from shared.tools.dev import STATE_DIR, record_traces
 
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     db = STATE_DIR / "demo.db"
@@ -235,6 +235,7 @@ def run_demo(
         store_url=store_url,
         port_base=port_base,
         on_line=on_line,
+        trace_dir=record_traces("demo"),
     )
     out.write(f"starting the system (project {system.project}, store {store}) ...\n")
     try:
@@ -253,12 +254,42 @@ def run_demo(
                 else f"\nNOT SETTLED: audit {audit}/{expected['audit']}, "
                 f"dead letters {len(letters)}/{expected['dead_letters']}\n"
             )
+        with lock_out:
+            show_one_trace(state, out)
         if keep_running:
             out.write("\nstill running; Ctrl-C stops it\n")
             _wait_for_interrupt()
         return 0 if ok else 1
     finally:
         system.stop()
+
+
+def show_one_trace(store: Store, out: TextIO, timeout: float = 10.0) -> None:
+    """Print the trace of one dispatch that led to a notification: every hop, every service."""
+    from shared.tools import traces
+    from shared.tools.dev import TRACE_DIR
+
+    entries = store.query_audit(limit=10_000)
+    notified = {e.correlation_id for e in entries if e.event_type == "notification.requested.v1"}
+    dispatch = next(
+        (
+            e
+            for e in entries
+            if e.event_type == "order.dispatched.v1" and e.correlation_id in notified
+        ),
+        None,
+    )
+    if dispatch is None:
+        return
+    # The last span (the audit of the notification) ends just after its audit entry is stored.
+    deadline = time.monotonic() + timeout
+    found = traces.traces_of(dispatch.event_id, TRACE_DIR)
+    while sum(len(t.spans) for t in found) < 6 and time.monotonic() < deadline:
+        time.sleep(0.1)  # poll: bounded by the deadline
+        found = traces.traces_of(dispatch.event_id, TRACE_DIR)
+    out.write(f"\n== One order across services: pubsub-kit trace {dispatch.event_id} ==\n")
+    for trace in found:
+        out.write(traces.render(trace) + "\n")
 
 
 def _wait_for_interrupt() -> None:

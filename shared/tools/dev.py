@@ -29,10 +29,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from shared import telemetry
 from shared.config import project_root
 from shared.delivery import RawMessage
 from shared.errors import ConfigurationError
 from shared.push import to_push_body
+from shared.telemetry import TRACE_DIR_VARIABLE
 from shared.tools import ports
 from shared.tools.emulator import emulator
 from shared.tools.provision import provision
@@ -43,6 +45,7 @@ log = logging.getLogger("pubsub_kit.dev")
 
 ROOT = project_root()
 STATE_DIR = ROOT / ".pubsub-kit"
+TRACE_DIR = STATE_DIR / "traces"
 _DEFAULT_WORKER_SETTINGS = WorkerSettings()
 
 
@@ -219,6 +222,9 @@ class LocalSystem:
         concurrency: requests in flight per function, as Cloud Functions' per-instance
             concurrency (1 for functions under one vCPU): a message that crashes its function
             then takes down no other message with it.
+        trace_dir: where the functions record their spans (``pubsub-kit trace`` reads them);
+            ``None`` records nothing unless the environment configures OpenTelemetry. Either
+            way each function's ``OTEL_SERVICE_NAME`` is its name, as on GCP.
     """
 
     def __init__(
@@ -233,8 +239,10 @@ class LocalSystem:
         on_line: Callable[[str, str], None] | None = None,
         settings: WorkerSettings = _DEFAULT_WORKER_SETTINGS,
         concurrency: int = 1,
+        trace_dir: Path | None = None,
     ) -> None:
         self.topology = topology
+        self.trace_dir = trace_dir
         self.project = project
         self.store_url = store_url
         self.on_line = on_line or (lambda name, line: None)
@@ -314,8 +322,11 @@ class LocalSystem:
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
                 "PYTHONUNBUFFERED": "1",
                 "THREADS": str(self.concurrency),  # functions-framework's request threads
+                "OTEL_SERVICE_NAME": name,
             }
         )
+        if self.trace_dir is not None:
+            env[TRACE_DIR_VARIABLE] = str(self.trace_dir)
         env.pop("K_SERVICE", None)
         return env
 
@@ -378,6 +389,21 @@ class LocalSystem:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def record_traces(service: str, folder: Path = TRACE_DIR) -> Path:
+    """Record this process's spans (as ``service``) in ``folder``, emptied of an earlier run's.
+
+    ``pubsub-kit dev`` and ``demo`` call it, and pass ``folder`` to the functions, so that
+    ``pubsub-kit trace`` sees every hop of this run, the events the command publishes included.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.jsonl"):
+        old.unlink(missing_ok=True)
+    os.environ[TRACE_DIR_VARIABLE] = str(folder)
+    os.environ["OTEL_SERVICE_NAME"] = service
+    telemetry.reset()  # decide again, with the variables just set
+    return folder
 
 
 @contextlib.contextmanager
