@@ -70,8 +70,9 @@ $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "checkov==$(CHECKOV_VERSION)"
 	touch $@
 
-# Backstage's catalog validators for tests/test_catalog.py: a Node project of its own, installed
-# exactly as its package-lock.json pins it. No install scripts: none is needed, and one dependency
+# The Node.js side of the tests: Backstage's catalog validators (tests/test_catalog.py) and the
+# Pub/Sub client a Node producer uses (tests/test_node_producer.py). A Node project of its own,
+# installed exactly as its package-lock.json pins it. No install scripts: none is needed, and one dependency
 # of the AsyncAPI parser (@scarf/scarf) would only report the install over the network.
 NODE_DIR := tests/node
 

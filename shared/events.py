@@ -29,11 +29,12 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, RootModel
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, PrivateAttr, RootModel
 from pydantic import ValidationError as _PydanticValidationError
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from shared import _unknown
 from shared.errors import EventValidationError, TopologyError, UnknownEventTypeError
 
 REDACTED = "[redacted]"
@@ -92,8 +93,10 @@ class Event(BaseModel):
         subject_field: name of the field sent as ``ce-subject`` (what the event is about).
         actor_field: name of the field that says who caused the event (for the audit log).
 
-    Events are immutable and refuse unknown fields, so a typo in a producer fails at publish
-    time instead of being dropped on the floor.
+    Events are immutable. Strict writer, tolerant reader: constructing (publishing) an event
+    refuses unknown fields, so a typo in a producer fails at publish time instead of being
+    dropped on the floor; reading one (:meth:`EventRegistry.read`, what consumers do) sets aside
+    fields a newer producer added, so a compatible change to a contract breaks no consumer.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -101,6 +104,8 @@ class Event(BaseModel):
     event_type: ClassVar[str]
     subject_field: ClassVar[str | None] = None
     actor_field: ClassVar[str | None] = None
+
+    _unknown_fields: tuple[_unknown.Path, ...] = PrivateAttr(default=())
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -133,13 +138,20 @@ class Event(BaseModel):
         value = None if self.actor_field is None else getattr(self, self.actor_field)
         return None if value is None else str(value)
 
+    @property
+    def unknown_fields(self) -> tuple[tuple[str | int, ...], ...]:
+        """Paths of the fields the producer sent that this model does not declare (a newer
+        version's), set aside when the event was read; their values are not kept."""
+        return self._unknown_fields
+
     def redacted(self) -> dict[str, Any]:
         """This event's data as JSON-ready values, with every sensitive value replaced.
 
         Use it wherever event data leaves the handler for humans: logs, the audit store,
-        error reports.
+        error reports. Unknown fields appear with the value ``[redacted]``: whether the newer
+        model that declares them marks them sensitive cannot be known here.
         """
-        return _redact_model(self)
+        return _unknown.mark(_redact_model(self), self._unknown_fields, REDACTED)
 
     @classmethod
     def sensitive_fields(cls) -> list[str]:
@@ -250,8 +262,36 @@ class EventRegistry:
             raise UnknownEventTypeError(event_type, self.types)
         return self._models[event_type]
 
+    def read(self, event_type: str | None, data: Mapping[str, Any]) -> Event:
+        """Validate ``data`` as a consumer reads it: a tolerant reader.
+
+        Fields the model does not declare, at any depth, are set aside (see
+        :attr:`Event.unknown_fields`) instead of refused: a producer on a newer, compatible
+        version of the contract added them. Everything else is as strict as :meth:`parse`.
+
+        Raises:
+            UnknownEventTypeError: the type is not registered.
+            EventValidationError: the data does not fit the model, unknown fields aside.
+        """
+        model = self.model_for(event_type)
+        try:
+            return model.model_validate(data)
+        except _PydanticValidationError as exc:
+            errors = exc.errors(include_input=False)
+        extra = [tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
+        if not extra:
+            raise _invalid(model, errors, data)
+        kept, unknown = _unknown.set_aside(data, extra)
+        try:
+            event = model.model_validate(kept)
+        except _PydanticValidationError as exc:
+            raise _invalid(model, exc.errors(include_input=False), data) from None
+        event._unknown_fields = tuple(unknown)
+        return event
+
     def parse(self, event_type: str | None, data: bytes | str | Mapping[str, Any]) -> Event:
-        """Validate ``data`` (JSON bytes/text or a mapping) against ``event_type``'s model.
+        """Validate ``data`` (JSON bytes/text or a mapping) against ``event_type``'s model, as
+        strictly as a writer must: an unknown field is an error.
 
         Raises:
             UnknownEventTypeError: the type is not registered.
@@ -264,11 +304,13 @@ class EventRegistry:
             return model.model_validate_json(data)
         except _PydanticValidationError as exc:
             payload = data if isinstance(data, Mapping) else _json_or_none(data)
-            problems = [
-                (safe_path(model, err["loc"], payload), err["msg"])
-                for err in exc.errors(include_input=False)
-            ]
-            raise EventValidationError(model.event_type, problems) from None
+            raise _invalid(model, exc.errors(include_input=False), payload) from None
+
+
+def _invalid(model: type[Event], errors: Iterable[Any], payload: Any) -> EventValidationError:
+    """The validation error to raise: each problem at a path that names no producer's word."""
+    problems = [(safe_path(model, err["loc"], payload), err["msg"]) for err in errors]
+    return EventValidationError(model.event_type, problems)
 
 
 def safe_path(model: type[BaseModel], loc: Iterable[int | str], payload: Any) -> str:

@@ -194,7 +194,8 @@ def decode(
         MalformedMessageError: not a CloudEvent, or data that is not JSON, not an object, or
             nested deeper than :data:`MAX_DEPTH`.
         UnknownEventTypeError: ``ce-type`` is not in ``registry``.
-        EventValidationError: the data does not fit the model.
+        EventValidationError: the data does not fit the model (fields it does not declare are
+            set aside, not refused: see :meth:`EventRegistry.read`).
     """
     envelope = decode_envelope(attributes, publish_time=publish_time)
     event_type = registry.model_for(envelope.type).event_type  # unknown type before the body
@@ -207,7 +208,7 @@ def decode(
         raise MalformedMessageError(
             f"{event_type}: message data is nested deeper than {MAX_DEPTH} levels"
         )
-    return registry.parse(envelope.type, payload), envelope
+    return registry.read(envelope.type, payload), envelope
 
 
 def _json(data: bytes, event_type: str) -> object:

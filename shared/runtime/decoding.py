@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 from shared import wire
 from shared.errors import EventError
@@ -11,12 +12,16 @@ from shared.runtime.message import Inflight
 from shared.runtime.outcome import Outcome, Result
 from shared.runtime.step import Next
 
+log = logging.getLogger("pubsub_kit.consumer")
+
 
 class Decode:
     """Decode by the topology's registry; a message that cannot be decoded is rejected.
 
     Rejected means dead-lettered with the reason (not JSON, not a CloudEvent, unknown type,
-    data that does not fit the model): retrying would fail the same way forever.
+    data that does not fit the model): retrying would fail the same way forever. Fields the
+    model does not declare are not a reason: a tolerant reader sets them aside (a debug line
+    counts them; their names and values are not logged).
     """
 
     def __init__(self, registry: EventRegistry) -> None:
@@ -34,4 +39,10 @@ class Decode:
             # A failure the codec did not foresee (a validator that raises, a limit of a library)
             # would fail the same way on every attempt: dead-letter it, naming only its type.
             return Result(Outcome.REJECTED, f"message could not be decoded: {type(exc).__name__}")
+        if event.unknown_fields:
+            log.debug(
+                f"set aside {len(event.unknown_fields)} field(s) the model of {envelope.type} "
+                "does not declare (sent by a newer producer?)",
+                extra={"fields": {"unknown_fields": len(event.unknown_fields)}},
+            )
         return call_next(dataclasses.replace(message, event=event, envelope=envelope))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -91,3 +92,17 @@ def test_a_failure_the_codec_did_not_foresee_is_rejected_naming_only_its_type():
         "message could not be decoded: LookupError",
     )
     assert not rest.called
+
+
+def test_fields_a_newer_producer_added_are_set_aside_and_counted_not_named(caplog):
+    message = encoded(like())
+    data = json.loads(message.data) | {"reaction": CANARY}
+    rest = Rest()
+    with caplog.at_level(logging.DEBUG, logger="pubsub_kit.consumer"):
+        result = DECODE(inflight(raw(json.dumps(data).encode(), message.attributes)), rest)
+    assert result.outcome is Outcome.HANDLED
+    [passed] = rest.seen
+    assert passed.decoded[0].unknown_fields == (("reaction",),)
+    [record] = caplog.records
+    assert record.fields == {"unknown_fields": 1}
+    assert CANARY not in record.getMessage() and "reaction" not in record.getMessage()
