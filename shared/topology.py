@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 from shared.errors import TopologyError
 from shared.events import Event, EventRegistry
 from shared.filters import Predicate, compile_filter
+from shared.upcasting import Upcaster, chains
 
 SEPARATOR = "--"
 DLQ_SUFFIX = "--dlq"
@@ -237,14 +238,23 @@ def dead_letter_name(subscription: str) -> str:
 class Topology:
     """Topics and consumers, validated together.
 
+    ``upcasters`` turn an event type's older versions into newer ones for handlers written
+    for the newer (see :mod:`shared.upcasting`).
+
     Raises:
         TopologyError: duplicate names, a consumer on (or publishing to) a topic that is not
             declared, an event type declared on two topics, two consumers whose service
-            account ids would be the same, or a subscription whose dead-letter topic name
-            would be longer than Pub/Sub allows (255 characters).
+            account ids would be the same, a subscription whose dead-letter topic name
+            would be longer than Pub/Sub allows (255 characters), or an upcaster between
+            versions that are not declared, or two from the same version.
     """
 
-    def __init__(self, topics: Iterable[Topic], consumers: Iterable[Consumer] = ()) -> None:
+    def __init__(
+        self,
+        topics: Iterable[Topic],
+        consumers: Iterable[Consumer] = (),
+        upcasters: Iterable[Upcaster] = (),
+    ) -> None:
         self.topics: dict[str, Topic] = {}
         self.consumers: dict[str, Consumer] = {}
         self.registry = EventRegistry()
@@ -253,6 +263,16 @@ class Topology:
             self._add_topic(topic)
         for consumer in consumers:
             self._add_consumer(consumer)
+        self.upcasters = chains(upcasters)
+        """Event type -> the upcaster from it to its next version (see :mod:`shared.upcasting`)."""
+        for upcaster in self.upcasters.values():
+            for model in (upcaster.source, upcaster.target):
+                if self._topic_of_type.get(model.event_type) is None:
+                    raise TopologyError(
+                        f"the upcaster from {upcaster.source.event_type} to "
+                        f"{upcaster.target.event_type} names {model.event_type}, which no "
+                        "topic declares; declare both versions on the topic"
+                    )
         self.subscriptions: dict[str, Subscription] = {}
         for consumer in self.consumers.values():
             for topic_name in consumer.topics:

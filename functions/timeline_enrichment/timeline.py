@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from shared import Delivery
 from shared.stores import Store
-from shared.system.events import PostLiked
+from shared.system.events import PostLikedV2
 
 AFFINITY = "timeline_affinity"
 
 
-def record_like(store: Store, event: PostLiked, delivery: Delivery) -> bool:
-    """Count one like of ``event.author_id`` by ``event.liker_id``, once per event.
+def record_like(store: Store, event: PostLikedV2, delivery: Delivery) -> bool:
+    """Count one like of ``event.author_id`` by ``event.liker_id``, once per event, whatever
+    the reaction (a v1 like arrives upcast as a ``"like"``).
 
     The count and its once-token are written in one atomic commit, so a redelivery, even one whose
     first attempt died after the write, does not count twice. Liking one's own post does not

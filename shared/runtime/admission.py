@@ -21,7 +21,7 @@ class AcceptTypes:
         self.accepts = frozenset(accepts)
 
     def __call__(self, message: Inflight, call_next: Next) -> Result:
-        event_type = message.decoded[1].type
+        event_type = message.decoded[0].event_type  # after upcasting, if any
         if event_type not in self.accepts:
             return Result(
                 Outcome.REJECTED,

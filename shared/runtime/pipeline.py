@@ -28,10 +28,12 @@ The steps, outermost first (each is a module of this package with its own tests)
    steps below by publishing to the dead-letter topic.
 4. :class:`~shared.runtime.filtering.Filter`: the subscription filter (the emulator ignores it).
 5. :class:`~shared.runtime.decoding.Decode`: wire format to typed event.
-6. :class:`~shared.runtime.admission.AcceptTypes` and :class:`~shared.runtime.admission.MaxAge`.
-7. :class:`~shared.runtime.idempotency.Claim`: once per event across instances.
-8. :class:`~shared.runtime.telemetry.HandlerTelemetry`: the handler's span and duration.
-9. :class:`~shared.runtime.handling.Run`: the handler, and the ack contract for how it ended.
+6. :class:`~shared.runtime.upcasting.Upcast` (when the topology has upcasters the handler
+   needs): an older version becomes the one the handler takes.
+7. :class:`~shared.runtime.admission.AcceptTypes` and :class:`~shared.runtime.admission.MaxAge`.
+8. :class:`~shared.runtime.idempotency.Claim`: once per event across instances.
+9. :class:`~shared.runtime.telemetry.HandlerTelemetry`: the handler's span and duration.
+10. :class:`~shared.runtime.handling.Run`: the handler, and the ack contract for how it ended.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from shared.runtime.observe import Observe
 from shared.runtime.outcome import Result
 from shared.runtime.step import Next, Step, compose
 from shared.runtime.telemetry import HandlerTelemetry, MessageTelemetry
+from shared.runtime.upcasting import Upcast
 from shared.stores.base import Store
 from shared.topology import Consumer, Topology
 
@@ -93,6 +96,8 @@ class Pipeline:
         self.dead_letters = dead_letters
         carried = [m for t in self.consumer.topics for m in topology.topics[t].events]
         self.accepts = accepted_types(handler, consumer, carried, accepts)
+        # Versions the topics carry that the handler does not take, but an upcaster converts.
+        self.upcast = {m.event_type for m in carried} & set(topology.upcasters) - self.accepts
         # A claim outlives the handler's time budget, so a live handler is never taken over.
         self.lease = lease if lease is not None else self.consumer.handler_budget
         self.steps = self._steps(store)
@@ -107,7 +112,10 @@ class Pipeline:
         ]
         if consumer.predicate is not None:
             steps.append(Filter(consumer.predicate))
-        steps += [Decode(self.topology.registry), AcceptTypes(consumer.name, self.accepts)]
+        steps.append(Decode(self.topology.registry))
+        if self.upcast:
+            steps.append(Upcast(self.accepts, self.topology.upcasters))
+        steps.append(AcceptTypes(consumer.name, self.accepts))
         if consumer.max_event_age is not None:
             steps.append(MaxAge(consumer.name, consumer.max_event_age))
         if store is not None:

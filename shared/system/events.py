@@ -28,6 +28,26 @@ class PostLiked(Event):
     liked_at: datetime
 
 
+class PostLikedV2(Event):
+    """A user reacted to a post: v2 says how. Published beside v1 while producers move over;
+    a v1 event is a v2 ``"like"`` (see :func:`post_liked_v1_to_v2`)."""
+
+    event_type: ClassVar[str] = "post.liked.v2"
+    subject_field: ClassVar[str | None] = "post_id"
+    actor_field: ClassVar[str | None] = "liker_id"
+
+    post_id: Id
+    liker_id: Id
+    author_id: Id
+    liked_at: datetime
+    reaction: Literal["like", "love", "laugh", "wow"]
+
+
+def post_liked_v1_to_v2(event: PostLiked) -> PostLikedV2:
+    """The upcaster from v1 to v2: every v1 like was a plain ``"like"``."""
+    return PostLikedV2(**event.model_dump(), reaction="like")
+
+
 class FieldChange(BaseModel):
     """The old and new value of one changed profile field."""
 

@@ -10,13 +10,17 @@ from shared.system.events import (
     NotificationRequested,
     OrderDispatched,
     PostLiked,
+    PostLikedV2,
     UserUpdated,
+    post_liked_v1_to_v2,
 )
 from shared.topology import Consumer, FunctionSettings, RetryPolicy, Topic, Topology
+from shared.upcasting import Upcaster
 
 TOPOLOGY = Topology(
     topics=[
-        Topic("post-liked", events=[PostLiked]),
+        # v2 beside v1 while producers move over; handlers written for v2 get v1 upcast.
+        Topic("post-liked", events=[PostLiked, PostLikedV2]),
         Topic("user-updated", events=[UserUpdated]),
         Topic("order-dispatched", events=[OrderDispatched]),
         Topic("notification-requested", events=[NotificationRequested]),
@@ -45,4 +49,5 @@ TOPOLOGY = Topology(
             function=FunctionSettings(max_instances=5),
         ),
     ],
+    upcasters=[Upcaster(PostLiked, PostLikedV2, post_liked_v1_to_v2)],
 )

@@ -19,7 +19,13 @@ from typing import Any, TextIO
 from shared import wire
 from shared.publisher import Publisher
 from shared.stores import Store, open_store
-from shared.system.events import FieldChange, OrderDispatched, PostLiked, UserUpdated
+from shared.system.events import (
+    FieldChange,
+    OrderDispatched,
+    PostLiked,
+    PostLikedV2,
+    UserUpdated,
+)
 from shared.tools.dev import LocalSystem
 from shared.tools.dlq import DeadLetter, inspect
 from shared.topology import Topology
@@ -53,16 +59,20 @@ def demo_events(seed: int = 7) -> tuple[list[Any], dict[str, int]]:
     """The burst of valid events, and how many of each the consumers should see."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
-    likes = []
+    likes: list[PostLiked | PostLikedV2] = []
     for i in range(40):
         liker, author = rng.sample(USERS, 2)
+        like = PostLiked(
+            post_id=f"post-{author}-{rng.randint(1, 5)}",
+            liker_id=liker,
+            author_id=author,
+            liked_at=now - timedelta(minutes=40 - i),
+        )
+        # The last ten come from a producer already on v2: both versions flow side by side.
         likes.append(
-            PostLiked(
-                post_id=f"post-{author}-{rng.randint(1, 5)}",
-                liker_id=liker,
-                author_id=author,
-                liked_at=now - timedelta(minutes=40 - i),
-            )
+            like
+            if i < 30
+            else PostLikedV2(**like.model_dump(), reaction=("like", "love", "laugh", "wow")[i % 4])
         )
     updates = [
         UserUpdated(

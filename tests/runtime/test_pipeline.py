@@ -22,9 +22,10 @@ from shared.runtime.idempotency import Claim
 from shared.runtime.message import claim_key
 from shared.runtime.observe import Observe
 from shared.runtime.telemetry import HandlerTelemetry, MessageTelemetry
+from shared.runtime.upcasting import Upcast
 from shared.stores.base import ClaimState
 from shared.stores.sqlite import SqliteStore
-from shared.system.events import PostLiked, UserUpdated
+from shared.system.events import PostLiked, PostLikedV2, UserUpdated
 from shared.system.topology import TOPOLOGY
 from shared.testing import RecordingSink
 from shared.topology import Consumer, FunctionSettings, Topic, Topology
@@ -203,3 +204,13 @@ def test_a_handler_of_the_wrong_shape_fails_when_declared():
 
     with pytest.raises(TypeError, match="must take \\(event\\) or \\(event, delivery\\)"):
         pipeline("timeline_enrichment", handle)
+
+
+def test_a_handler_of_a_newer_version_gets_the_upcast_step_before_the_type_check():
+    def handler(event: PostLikedV2) -> None:
+        pass
+
+    built, _ = pipeline("timeline_enrichment", handler)
+    kinds = [type(step) for step in built.steps]
+    assert kinds.index(Upcast) == kinds.index(AcceptTypes) - 1
+    assert kinds.index(Decode) < kinds.index(Upcast)
