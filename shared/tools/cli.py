@@ -5,8 +5,9 @@
     pubsub-kit dev                            run every function locally until Ctrl-C
     pubsub-kit demo                           run the system, publish demo events, report
     pubsub-kit topology export --terraform    write infra/topology.json
-    pubsub-kit schema                         write JSON Schemas and the AsyncAPI document
+    pubsub-kit schema                         write JSON Schemas, .proto files and AsyncAPI
     pubsub-kit catalog [--readme README.md]   write catalog-info.yaml (Backstage), the diagram
+    pubsub-kit contracts check                fail on a breaking change to an event type
     pubsub-kit dlq inspect SUBSCRIPTION       show dead letters and why
     pubsub-kit dlq replay SUBSCRIPTION        publish dead letters to their topic again
     pubsub-kit package                        build a deployable zip per function
@@ -168,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("show", help="print topics, subscriptions and dead-letter topics")
 
-    p = commands.add_parser("schema", help="write JSON Schemas and the AsyncAPI document")
+    p = commands.add_parser(
+        "schema", help="write JSON Schemas, proto3 files (proto/) and the AsyncAPI document"
+    )
     p.add_argument(
         "--output-dir",
         type=Path,
@@ -252,6 +255,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the spans as JSON")
 
+    p = commands.add_parser("contracts", help="check the models against the event contracts")
+    sub = p.add_subparsers(dest="contracts_command", required=True, metavar="ACTION")
+    check = sub.add_parser(
+        "check",
+        help="fail when a model breaks its event type's contract",
+        description="Compare each event type's JSON Schema, from the current models, with its "
+        "checked-in contract (docs/contracts) or the one at a git ref, and classify every change "
+        "as compatible or breaking. Exit 1 when a change is breaking: publish it as a new "
+        "version of the event type instead.",
+    )
+    check.add_argument(
+        "--against",
+        metavar="REF",
+        help="compare with the contracts committed at this git ref (e.g. origin/main) instead "
+        "of the checked-in files",
+    )
+    check.add_argument(
+        "--retire",
+        metavar="TYPE",
+        action="append",
+        default=[],
+        help="an event type removed on purpose: reported, not failing (repeatable)",
+    )
+    check.add_argument("--json", action="store_true", help="print the changes as JSON")
+
     p = commands.add_parser("package", help="build a deployable zip per function")
     p.add_argument(
         "--output-dir",
@@ -314,6 +342,7 @@ def _run(args: argparse.Namespace, topology: Topology) -> int:
         "dlq": _dlq,
         "package": _package,
         "trace": _trace,
+        "contracts": _contracts,
     }
     command = commands.get(args.command)
     if command is None:
@@ -398,6 +427,37 @@ def _trace(args: argparse.Namespace, topology: Topology) -> int:
     else:
         print("\n\n".join(traces.render(t) for t in found))
     return 0
+
+
+def _contracts(args: argparse.Namespace, topology: Topology) -> int:
+    """``contracts check``: every change per event type, then a verdict; 1 when one breaks."""
+    from shared.tools import compat
+    from shared.tools.contracts import event_schemas
+
+    root = project_root()  # read now, so PUBSUB_KIT_ROOT set after import counts
+    if args.against is None:
+        old = compat.checked_in_schemas(root / compat.CONTRACTS_DIR)
+        against = f"the checked-in {compat.CONTRACTS_DIR}"
+    else:
+        old = compat.schemas_at_ref(root, args.against)
+        against = f"{compat.CONTRACTS_DIR} at {args.against}"
+    new = event_schemas(topology)
+    changes = compat.compare_contracts(old, new, retire=args.retire)
+    for event_type in sorted(set(args.retire) - set(old)):
+        print(f"note: --retire {event_type}: not in {against}; nothing to retire", file=sys.stderr)
+    if args.json:
+        print(json.dumps([change.as_json() for change in changes], indent=2))
+    else:
+        for change in changes:
+            print(change.sentence)
+        print(compat.summary(changes, len(set(old) | set(new)), against))
+    breaking = any(change.breaking for change in changes)
+    if changes and not breaking and args.against is None:
+        print(
+            "the checked-in contracts are behind the models; update them: pubsub-kit schema",
+            file=sys.stderr,
+        )
+    return 1 if breaking else 0
 
 
 def _package(args: argparse.Namespace, topology: Topology) -> int:

@@ -1,9 +1,11 @@
-"""Language-agnostic event contracts: JSON Schema per event type and an AsyncAPI document.
+"""Language-agnostic event contracts: JSON Schema and proto3 per event type, and AsyncAPI.
 
 ``pubsub-kit schema`` writes them under ``docs/contracts/``; a producer or consumer in another
 language validates message data against ``<event type>.schema.json`` and reads the envelope
-attributes from ``asyncapi.json``. They are generated from the models, so they cannot drift;
-``pubsub-kit schema --check`` (and a test) fails when the checked-in files are stale.
+attributes from ``asyncapi.json``, or generates its types from ``proto/post_liked_v1.proto``
+(for ``post.liked.v1``; see :mod:`shared.tools.protobuf`). They are generated from the models,
+so they cannot drift; ``pubsub-kit schema --check`` (and a test) fails when the checked-in files
+are stale.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import wire
+from shared.tools import protobuf
 from shared.topology import Topology
 
 _ENVELOPE_ATTRIBUTES = {
@@ -109,9 +112,14 @@ def render(topology: Topology) -> dict[str, str]:
 
 
 def write_contracts(topology: Topology, output_dir: Path, *, check: bool = False) -> list[Path]:
-    """Write the contract files; returns the ones that changed (with ``check``: would change)."""
+    """Write the contract files; returns the ones that changed (with ``check``: would change).
+
+    Besides :func:`render`'s files, a ``.proto`` per event type under ``proto/`` (see
+    :mod:`shared.tools.protobuf`), numbered like the ones already there.
+    """
+    files = render(topology) | protobuf.render(topology, protobuf.checked_in(output_dir))
     changed = []
-    for name, text in render(topology).items():
+    for name, text in files.items():
         path = output_dir / name
         if path.exists() and path.read_text() == text:
             continue
