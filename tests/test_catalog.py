@@ -12,7 +12,6 @@ import copy
 import dataclasses
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,24 +33,15 @@ from shared.tools.catalog import (
 )
 from shared.topology import Consumer, Topic, Topology
 from tests.conftest import REPO
+from tests.node_project import NODE_PROJECT, node_for
 
-NODE_PROJECT = REPO / "tests" / "node"
 VALIDATOR = NODE_PROJECT / "validate-catalog.js"
 NODE_TIMEOUT = 60  # seconds; a validation takes about 1.5 s
 
 
 def validate(text: str) -> subprocess.CompletedProcess[str]:
     """Run Backstage's validators over a catalog file's text (YAML, or JSON)."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail(
-            "node is not on PATH: install Node.js 20+ (and npm), then run `make node`",
-            pytrace=False,
-        )
-    if not (NODE_PROJECT / "node_modules" / "@backstage" / "catalog-model").is_dir():
-        pytest.fail(
-            "tests/node has no node_modules: run `make node` (npm ci in tests/node)", pytrace=False
-        )
+    node = node_for("@backstage/catalog-model")
     return subprocess.run(
         [node, str(VALIDATOR), "-"],
         input=text,

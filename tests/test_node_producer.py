@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta, timezone
@@ -27,11 +26,11 @@ from shared.events import REDACTED
 from shared.stores import AuditEntry, Store, open_store
 from shared.system.topology import TOPOLOGY
 from shared.tools.dlq import DeadLetter, inspect
-from tests.conftest import REPO, wait_until
+from tests.conftest import wait_until
+from tests.node_project import NODE_PROJECT, node_for
 
 pytestmark = pytest.mark.emulator
 
-NODE_PROJECT = REPO / "tests" / "node"
 PRODUCER = NODE_PROJECT / "publish.js"
 NODE_TIMEOUT = 30  # seconds for one run of the producer; a run takes about 0.5 s
 SETTLE_TIMEOUT = 60  # seconds for published events to be handled or dead-lettered
@@ -45,17 +44,7 @@ PROFILES = ("user-updated--audit_log",)
 
 def run_producer(project: str, messages: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
     """Run ``tests/node/publish.js`` over ``messages`` ({topic, data, attributes})."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail(
-            "node is not on PATH: install Node.js 20+ (and npm), then run `make node`",
-            pytrace=False,
-        )
-    if not (NODE_PROJECT / "node_modules" / "@google-cloud" / "pubsub").is_dir():
-        pytest.fail(
-            "tests/node has no @google-cloud/pubsub: run `make node` (npm ci in tests/node)",
-            pytrace=False,
-        )
+    node = node_for("@google-cloud/pubsub")
     return subprocess.run(
         [node, str(PRODUCER), "--timeout", str(NODE_TIMEOUT)],
         input=json.dumps(messages),
