@@ -28,13 +28,11 @@ class PostLiked(Event):
     liked_at: datetime
 
 
+# v1's fields are repeated, not inherited: a handler of PostLiked takes its subclasses, and must
+# not be handed v2 events it was not written for.
 class PostLikedV2(Event):
     """A user reacted to a post: v2 says how. Published beside v1 while producers move over;
-    a v1 event is a v2 ``"like"`` (see :func:`post_liked_v1_to_v2`).
-
-    v1's fields are repeated, not inherited: a handler of ``PostLiked`` takes its subclasses,
-    and must not be handed v2 events it was not written for.
-    """
+    a v1 event is a v2 ``"like"`` (see :func:`post_liked_v1_to_v2`)."""
 
     event_type: ClassVar[str] = "post.liked.v2"
     subject_field: ClassVar[str | None] = "post_id"
