@@ -17,7 +17,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.delivery import RawMessage
@@ -138,12 +138,15 @@ def _time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     text = value.replace("Z", "+00:00")
-    # GCP sends up to nanoseconds; datetime takes microseconds.
+    # GCP sends up to nanoseconds; datetime takes microseconds. Only the digits right after the
+    # point are the fraction: those of the offset that follows are not.
     if "." in text:
         head, rest = text.split(".", 1)
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[:digits][:6].ljust(6, '0')}{rest[digits:]}"
     try:
-        return datetime.fromisoformat(text)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
+    # Pub/Sub's times are UTC; a time compared with an aware clock must never be naive.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed

@@ -54,6 +54,25 @@ def test_delivery_info_reaches_the_handler_from_each_format() -> None:
     assert structured.attributes["ce-type"] == "post.liked.v1"
 
 
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        ("2026-01-31T12:00:01.123456789Z", datetime(2026, 1, 31, 12, 0, 1, 123456, tzinfo=UTC)),
+        ("2026-01-31T12:00:01.5Z", datetime(2026, 1, 31, 12, 0, 1, 500000, tzinfo=UTC)),
+        ("2026-01-31T12:00:01Z", datetime(2026, 1, 31, 12, 0, 1, tzinfo=UTC)),
+        ("2026-01-31T13:00:01.25+01:00", datetime(2026, 1, 31, 12, 0, 1, 250000, tzinfo=UTC)),
+        ("2026-01-31T12:00:01", datetime(2026, 1, 31, 12, 0, 1, tzinfo=UTC)),
+    ],
+)
+def test_the_publish_time_is_read_as_an_aware_time_whatever_its_precision(stamp, expected) -> None:
+    # Found by the fuzz suite: nanoseconds before "Z" once lost the offset, and a naive time
+    # made max_event_age raise (a retry, forever) for events without ce-time.
+    body = {"message": {"data": "", "messageId": "1", "publishTime": stamp}}
+    push = parse_request({}, json.dumps(body).encode())
+    assert push.publish_time == expected
+    assert push.publish_time is not None and push.publish_time.tzinfo is not None
+
+
 def test_a_request_that_is_not_a_pubsub_message_is_refused(client) -> None:
     response = client("timeline_enrichment").post("/", data=b"hello", content_type="text/plain")
     assert response.status_code == 400
