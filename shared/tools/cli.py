@@ -30,6 +30,7 @@ from pathlib import Path
 
 from shared.config import project_root
 from shared.errors import ToolkitError
+from shared.tools import commands as command_modules
 from shared.tools.catalog import CatalogSettings
 from shared.topology import Topology
 
@@ -293,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="functions",
         help="package only this function (repeatable)",
     )
+    command_modules.add_parsers(commands, command_modules.load())
     return parser
 
 
@@ -346,7 +348,10 @@ def _run(args: argparse.Namespace, topology: Topology) -> int:
     }
     command = commands.get(args.command)
     if command is None:
-        raise AssertionError(args.command)  # argparse allows only the commands above
+        status = command_modules.run(command_modules.load(), args, topology)
+        if status is None:
+            raise AssertionError(args.command)  # argparse allows only the commands it knows
+        return status
     return command(args, topology)
 
 
