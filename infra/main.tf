@@ -133,15 +133,24 @@ resource "google_firestore_field" "expire_at" {
   depends_on = [google_project_service.this, google_firestore_database.this]
 }
 
-# The audit log's queries (by subject, actor and time range, ordered by time) need composite
-# indexes in real Firestore; the emulator needs none. Keyed by name, never by position.
+# The audit log's queries (by subject, actor, event type and time range, ordered by time, oldest
+# or newest first: `pubsub-kit audit` shows the newest) need composite indexes in real Firestore;
+# the emulator needs none. Queries that combine equality filters use Firestore's merge of these.
+# Keyed by name, never by position.
 locals {
-  audit_indexes = local.uses_store ? {
+  audit_index_fields = {
     time          = ["time", "event_id"]
     subject       = ["subject", "time", "event_id"]
     actor         = ["actor", "time", "event_id"]
+    event_type    = ["event_type", "time", "event_id"]
     subject_actor = ["subject", "actor", "time", "event_id"]
-  } : {}
+  }
+  audit_indexes = local.uses_store ? merge([
+    for order in ["ASCENDING", "DESCENDING"] : {
+      for name, fields in local.audit_index_fields :
+      "${name}_${lower(order)}" => { fields = fields, order = order }
+    }
+  ]...) : {}
 }
 
 resource "google_firestore_index" "audit" {
@@ -152,10 +161,11 @@ resource "google_firestore_index" "audit" {
   collection = "${var.store_collection_prefix}_audit"
 
   dynamic "fields" {
-    for_each = each.value
+    for_each = each.value.fields
     content {
       field_path = fields.value
-      order      = "ASCENDING"
+      # The ordering fields take the query's direction; equality fields' order does not matter.
+      order = contains(["time", "event_id"], fields.value) ? each.value.order : "ASCENDING"
     }
   }
 

@@ -3,7 +3,7 @@
 :func:`open_store` picks the implementation from ``PUBSUB_KIT_STORE``:
 
 - ``sqlite:///path/to/state.db`` (or a bare path): the embedded store, the local default
-  (``.pubsub-kit/state.db``);
+  (``.pubsub-kit/dev.db``, the file ``pubsub-kit dev`` gives its functions);
 - ``firestore`` or ``firestore://DATABASE``: Firestore, the default on GCP (where ``K_SERVICE``
   is set), because a function instance's disk is gone with the instance. Its collections are
   named after ``PUBSUB_KIT_STORE_PREFIX`` (default ``pubsubkit``), which Terraform sets to match

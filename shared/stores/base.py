@@ -79,11 +79,16 @@ class Store(abc.ABC):
         actor: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        event_type: str | None = None,
         limit: int = 1000,
+        newest_first: bool = False,
     ) -> list[AuditEntry]:
-        """Entries matching every given criterion, oldest event first.
+        """Entries matching every given criterion, oldest event first (events of one instant
+        by event id), or newest first with ``newest_first``; ``limit`` keeps the first ones in
+        that order, so ``newest_first=True, limit=20`` is the latest 20.
 
-        ``since`` is inclusive and ``until`` exclusive, both on the event's time.
+        ``since`` is inclusive and ``until`` exclusive, both on the event's time;
+        ``event_type`` is a versioned type, e.g. ``"user.updated.v1"``.
         """
 
     # -- idempotent effects ---------------------------------------------------------------

@@ -44,7 +44,13 @@ needs composite indexes on ``{prefix}_audit`` in real Firestore (the emulator ne
 - ``time`` ASC, ``event_id`` ASC (time range only, or no filter);
 - ``subject`` ASC, ``time`` ASC, ``event_id`` ASC;
 - ``actor`` ASC, ``time`` ASC, ``event_id`` ASC;
-- ``subject`` ASC, ``actor`` ASC, ``time`` ASC, ``event_id`` ASC (both filters).
+- ``event_type`` ASC, ``time`` ASC, ``event_id`` ASC;
+- ``subject`` ASC, ``actor`` ASC, ``time`` ASC, ``event_id`` ASC (both filters);
+- and, for ``newest_first`` (what ``pubsub-kit audit`` asks), the same with ``time`` and
+  ``event_id`` DESC.
+
+Firestore merges the single-equality indexes for a query with several equality filters
+(subject and type, say), so these cover every combination.
 
 A query that lacks its index fails with ``FailedPrecondition`` and a link that creates it.
 Firestore compares at most 1500 bytes of an indexed string, so ``subject`` and ``actor`` longer
@@ -229,7 +235,9 @@ class FirestoreStore(Store):
         actor: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        event_type: str | None = None,
         limit: int = 1000,
+        newest_first: bool = False,
     ) -> list[AuditEntry]:
         if not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
@@ -247,13 +255,16 @@ class FirestoreStore(Store):
         criteria: tuple[tuple[str, str, object], ...] = (
             ("subject", "==", subject),
             ("actor", "==", actor),
+            ("event_type", "==", event_type),
             ("time", ">=", None if since is None else _utc(since)),
             ("time", "<", None if until is None else _utc(until)),
         )
         for field, op, bound in criteria:
             if bound is not None:
                 query = query.where(filter=FieldFilter(field, op, bound))
-        query = query.order_by("time").order_by("event_id").limit(limit)
+        direction = "DESCENDING" if newest_first else "ASCENDING"
+        query = query.order_by("time", direction=direction)
+        query = query.order_by("event_id", direction=direction).limit(limit)
         return [_entry(snapshot.to_dict()) for snapshot in query.stream()]
 
     # -- idempotent effects ---------------------------------------------------------------

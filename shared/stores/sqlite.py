@@ -48,6 +48,7 @@ CREATE INDEX IF NOT EXISTS claims_expiry ON claims (state, expires_at);
 CREATE INDEX IF NOT EXISTS audit_subject ON audit (subject, time);
 CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, time);
 CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
+CREATE INDEX IF NOT EXISTS audit_type ON audit (event_type, time);
 CREATE TABLE IF NOT EXISTS counters (
     collection TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -238,10 +239,12 @@ class SqliteStore(Store):
         actor: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        event_type: str | None = None,
         limit: int = 1000,
+        newest_first: bool = False,
     ) -> list[AuditEntry]:
         clauses, params = [], []
-        for column, value in (("subject", subject), ("actor", actor)):
+        for column, value in (("subject", subject), ("actor", actor), ("event_type", event_type)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
@@ -252,9 +255,11 @@ class SqliteStore(Store):
             clauses.append("time < ?")
             params.append(_iso(until))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "DESC" if newest_first else "ASC"
         with self._read() as db:
             rows = db.execute(
-                f"SELECT * FROM audit {where} ORDER BY time, event_id LIMIT ?", (*params, limit)
+                f"SELECT * FROM audit {where} ORDER BY time {order}, event_id {order} LIMIT ?",
+                (*params, limit),
             ).fetchall()
         return [
             AuditEntry(

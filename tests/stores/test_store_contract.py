@@ -230,12 +230,14 @@ def test_audit_times_in_other_zones_are_the_same_instants(store: Store) -> None:
 
 @pytest.fixture
 def audit_log(store: Store) -> Store:
-    """Five entries, recorded out of time order: two subjects, two actors, two at one instant."""
+    """Five entries, recorded out of time order: two subjects, two actors, two event types, two
+    at one instant."""
+    dispatched = "order.dispatched.v1"
     for recorded in [
-        entry("e3", 20, subject="order/1", actor="bob"),
+        entry("e3", 20, subject="order/1", actor="bob", event_type=dispatched),
         entry("e1", 0, subject="order/1", actor="alice"),
         entry("e5", 40, subject="order/2", actor="alice"),
-        entry("e2b", 10, subject="order/2", actor="bob"),
+        entry("e2b", 10, subject="order/2", actor="bob", event_type=dispatched),
         entry("e2a", 10, subject="order/1", actor="alice"),
     ]:
         store.record_audit(recorded)
@@ -276,6 +278,39 @@ def test_query_audit_combines_every_criterion(audit_log: Store) -> None:
 def test_query_audit_limit_keeps_the_oldest(audit_log: Store) -> None:
     assert ids(audit_log.query_audit(limit=2)) == ["e1", "e2a"]
     assert ids(audit_log.query_audit(subject="order/2", limit=1)) == ["e2b"]
+
+
+def test_query_audit_by_event_type(audit_log: Store) -> None:
+    assert ids(audit_log.query_audit(event_type="order.dispatched.v1")) == ["e2b", "e3"]
+    assert ids(audit_log.query_audit(event_type="user.updated.v1")) == ["e1", "e2a", "e5"]
+    assert audit_log.query_audit(event_type="order.cancelled.v1") == []
+
+
+def test_query_audit_by_event_type_combines_with_the_other_criteria(audit_log: Store) -> None:
+    assert ids(audit_log.query_audit(event_type="order.dispatched.v1", subject="order/1")) == ["e3"]
+    assert ids(audit_log.query_audit(event_type="user.updated.v1", actor="alice", since=at(5))) == [
+        "e2a",
+        "e5",
+    ]
+
+
+def test_query_audit_newest_first_is_the_exact_reverse(audit_log: Store) -> None:
+    assert ids(audit_log.query_audit(newest_first=True)) == ["e5", "e3", "e2b", "e2a", "e1"]
+    assert ids(audit_log.query_audit(actor="alice", until=at(40), newest_first=True)) == [
+        "e2a",
+        "e1",
+    ]
+
+
+def test_query_audit_newest_first_limit_keeps_the_newest(audit_log: Store) -> None:
+    assert ids(audit_log.query_audit(newest_first=True, limit=2)) == ["e5", "e3"]
+    assert ids(audit_log.query_audit(subject="order/1", newest_first=True, limit=2)) == [
+        "e3",
+        "e2a",
+    ]
+    assert ids(
+        audit_log.query_audit(event_type="order.dispatched.v1", newest_first=True, limit=1)
+    ) == ["e3"]
 
 
 # -- idempotent counters ------------------------------------------------------------------------
