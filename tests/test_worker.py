@@ -141,7 +141,9 @@ def test_a_message_over_4_mib_does_not_stall_the_subscription(setup, project) ->
         publisher.client.publish(publisher.topic_path("post-liked"), big, **attributes).result()
         publisher.publish_all([like(i) for i in range(20)])
         wait_until(lambda: len(seen) >= 20, timeout=60, what="20 small events past a 5 MB one")
-    letters = inspect(TOPOLOGY, SUB, project=project, timeout=10)
+        # inspect() answers at once, so wait for the dead letter here (it used to wait 10 s).
+        wait_until(lambda: inspect(TOPOLOGY, SUB, project=project), timeout=30, what="it")
+    letters = inspect(TOPOLOGY, SUB, project=project)
     assert [(d.event_id, len(d.data)) for d in letters] == [("big", len(big))]
     assert (
         letters[0].attributes[wire.ATTR_DLQ_REASON].startswith("post.liked.v1: data does not fit")

@@ -1,23 +1,51 @@
-"""``pubsub-kit dlq``: inspect and replay what was dead-lettered.
+"""Dead letters: count, inspect, replay and purge what a subscription gave up on.
 
 What reaches a dead-letter topic, and how, is told in :mod:`shared.runtime.dead_lettering`.
 Either road keeps the original data and attributes, so :func:`replay` can publish the message
 again to its original topic once the cause is fixed.
+
+Reading a dead-letter subscription is a *peek*: pull what is there, then hand it straight back
+(ack deadline 0), so :func:`inspect` and :func:`queues` change nothing but the delivery count on
+the dead-letter subscription, which has no policy of its own. On the emulator every pull asks
+``return_immediately``: an empty subscription answers in 1-5 ms, where the waiting pull this
+replaced took 4 s (measured on the emulator, gcloud's 0.8.20). GCP discourages that flag (it may
+answer empty while messages wait), so there a pull waits, and an empty subscription is one pull
+that waited :data:`EMPTY_WAIT` seconds.
+
+:func:`replay` and :func:`purge` act on the dead letters that were there when they started (a
+peek), and only on those: what is dead-lettered meanwhile, a replayed event that fails again
+included, waits for the next run. Each dead letter is acked only after its re-publish succeeded,
+so a run that is interrupted loses nothing, and running it again re-publishes what was not
+acked; the consumers drop what they already handled by its ``ce-id``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared import wire
+from shared import config, wire
 from shared._clients import subscriber_client
-from shared.topology import Topology
+from shared.errors import EventError, ToolkitError, UnknownEventTypeError
+from shared.events import EventRegistry
+from shared.topology import DLQ_SUFFIX, Subscription, Topology
 
 if TYPE_CHECKING:
+    from google.api_core.retry import Retry
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+    from google.pubsub_v1 import ReceivedMessage
+
+CALL_TIMEOUT = 10.0  # seconds for one call to Pub/Sub, retries included
+EMPTY_WAIT = 2.0  # seconds a pull waits on GCP before a subscription counts as empty
+PUBLISH_TIMEOUT = 30.0  # seconds for Pub/Sub to accept one re-published dead letter
+LEASE = 10  # seconds a replay or purge holds what it pulled: what a killed run leaves hidden
+BATCH = 100  # messages per pull
+PEEK_LIMIT = 10_000  # dead letters one replay or purge considers; run it again for more
+LIST_LIMIT = 1_000  # dead letters counted per subscription by queues(); more shows as "1000+"
 
 # Attributes added on the way to the dead-letter topic; removed again on replay.
 _ADDED_ATTRIBUTES = (
@@ -30,19 +58,358 @@ _ADDED_ATTRIBUTES = (
 _PUBSUB_DLQ_PREFIX = "CloudPubSubDeadLetterSource"
 
 
+class DeadLetterQueueNotFound(ToolkitError, LookupError):
+    """A dead-letter subscription does not exist in the project (the topology is not there).
+
+    Attributes:
+        subscription: the dead-letter subscription's name.
+        project: the project.
+    """
+
+    def __init__(self, subscription: str, project: str) -> None:
+        self.subscription = subscription
+        self.project = project
+        super().__init__(
+            f"subscription {subscription!r} does not exist in project {project!r}; create the "
+            f"topology there first: pubsub-kit provision --project {project}"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class DeadLetter:
     """A dead-lettered message, as :func:`inspect` shows it."""
 
     subscription: str  # the source subscription
-    message_id: str
+    message_id: str  # the original message's id, when the dead letter says; else its own
     event_id: str | None
     event_type: str | None
     reason: str
     attempts: int | None
-    data: bytes
-    attributes: Mapping[str, str]
+    data: bytes = dataclasses.field(repr=False)
+    attributes: Mapping[str, str] = dataclasses.field(repr=False)
     ack_id: str = dataclasses.field(repr=False, default="")
+    dead_letter_id: str = ""  # the message id on the dead-letter subscription
+    dead_lettered_at: datetime | None = None  # when it reached the dead-letter topic
+
+    def age(self, now: datetime | None = None) -> timedelta | None:
+        """How long it has been waiting on the dead-letter subscription."""
+        if self.dead_lettered_at is None:
+            return None
+        return max(timedelta(0), (now or datetime.now(UTC)) - self.dead_lettered_at)
+
+    def redacted_data(self, registry: EventRegistry) -> tuple[dict[str, Any] | None, str | None]:
+        """The event's data with every sensitive value replaced, or why it cannot be shown.
+
+        Decoded as a consumer reads it (fields of a newer version set aside). Data that does not
+        decode is never shown, not even in part: nothing says which of it is sensitive.
+        """
+        try:
+            event, _ = wire.decode(self.data, self.attributes, registry)
+        except UnknownEventTypeError as exc:
+            return None, f"unknown event type {exc.event_type!r}" if exc.event_type else str(exc)
+        except EventError as exc:  # the message names fields and rules, never values
+            return None, str(exc)
+        return event.redacted(), None
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """Which dead letters a command acts on; every one when nothing is given.
+
+    Attributes:
+        types: event types (``ce-type``); any when empty.
+        ids: event ids (``ce-id``) or message ids; any when empty.
+        older_than: only those waiting on the dead-letter subscription longer than this.
+    """
+
+    types: frozenset[str] = frozenset()
+    ids: frozenset[str] = frozenset()
+    older_than: timedelta | None = None
+
+    def __call__(self, letter: DeadLetter, now: datetime) -> bool:
+        if self.types and letter.event_type not in self.types:
+            return False
+        if self.ids and not ({letter.event_id, letter.message_id} & self.ids):
+            return False
+        if self.older_than is not None:
+            age = letter.age(now)
+            return age is not None and age > self.older_than
+        return True
+
+    @property
+    def everything(self) -> bool:
+        return not (self.types or self.ids or self.older_than is not None)
+
+
+EVERY = Selection()
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueStats:
+    """What waits on one dead-letter subscription, as :func:`queues` counted it."""
+
+    subscription: str  # the dead-letter subscription
+    source: str  # the subscription whose dead letters these are
+    count: int
+    complete: bool  # False: counting stopped at the limit; there are at least ``count``
+    oldest: datetime | None  # when the oldest one counted was dead-lettered
+    provisioned: bool = True
+
+
+@dataclasses.dataclass
+class ReplayReport:
+    """What :func:`replay` did, or with ``dry_run`` would do."""
+
+    selected: list[DeadLetter]  # chosen to be replayed, in the order they were found
+    skipped: int = 0  # found but not selected (filters, --limit)
+    replayed: int = 0
+    failed: int = 0  # re-publish refused or timed out; they stay dead letters
+    missing: int = 0  # selected, then gone before they could be pulled again (another run?)
+    untried: int = 0  # selected, not tried because the replay stopped at a failure
+    error: str | None = None  # why the replay stopped before the end
+    more: bool = False  # the peek stopped at PEEK_LIMIT: run it again for the rest
+
+
+@dataclasses.dataclass
+class PurgeReport:
+    """What :func:`purge` deleted."""
+
+    deleted: int = 0
+    missing: int = 0  # selected, then gone before they could be pulled again
+
+
+def resolve(topology: Topology, name: str) -> Subscription:
+    """The subscription ``name`` means: a source subscription, or its dead-letter subscription.
+
+    ``post-liked--audit_log--dlq`` means ``post-liked--audit_log``, unless a subscription of
+    that very name is declared (then it is that one).
+
+    Raises:
+        TopologyError: neither; the message lists the declared subscriptions.
+    """
+    short = name.rsplit("/", 1)[-1]
+    if short not in topology.subscriptions and short.endswith(DLQ_SUFFIX):
+        source = topology.subscriptions.get(short[: -len(DLQ_SUFFIX)])
+        if source is not None:
+            return source
+    return topology.subscription(name)
+
+
+def inspect(
+    topology: Topology,
+    subscription: str,
+    *,
+    project: str,
+    subscriber: SubscriberClient | None = None,
+    max_messages: int = 100,
+    select: Selection = EVERY,
+    timeout: float = CALL_TIMEOUT,
+) -> list[DeadLetter]:
+    """Read up to ``max_messages`` dead letters of ``subscription`` without removing them.
+
+    Args:
+        subscription: the source subscription, or its dead-letter subscription.
+        select: only these (up to :data:`PEEK_LIMIT` dead letters are looked at).
+        timeout: seconds for each call to Pub/Sub.
+
+    Returns:
+        The dead letters, oldest first.
+
+    Raises:
+        TopologyError: no such subscription in the topology.
+        DeadLetterQueueNotFound: the dead-letter subscription does not exist in ``project``.
+        ToolkitError: Pub/Sub refused or did not answer.
+    """
+    source = resolve(topology, subscription)
+    with _subscriber(subscriber) as client:
+        queue = _Queue(client, project, source, timeout)
+        if select.everything:
+            letters, _ = queue.peek(max_messages)
+        else:
+            found, _ = queue.peek(PEEK_LIMIT)
+            now = datetime.now(UTC)
+            letters = [letter for letter in found if select(letter, now)][:max_messages]
+    return letters
+
+
+def queues(
+    topology: Topology,
+    *,
+    project: str,
+    subscriber: SubscriberClient | None = None,
+    limit: int = LIST_LIMIT,
+    timeout: float = CALL_TIMEOUT,
+) -> list[QueueStats]:
+    """Count what waits on every dead-letter subscription of ``topology`` (a peek each).
+
+    A subscription that does not exist in ``project`` is reported with ``provisioned=False``.
+    """
+    stats = []
+    with _subscriber(subscriber) as client:
+        for source in sorted(topology.subscriptions.values(), key=lambda s: s.name):
+            queue = _Queue(client, project, source, timeout)
+            try:
+                letters, complete = queue.peek(limit)
+            except DeadLetterQueueNotFound:
+                stats.append(QueueStats(queue.name, source.name, 0, True, None, False))
+                continue
+            times = [d.dead_lettered_at for d in letters if d.dead_lettered_at is not None]
+            stats.append(
+                QueueStats(
+                    queue.name, source.name, len(letters), complete, min(times, default=None)
+                )
+            )
+    return stats
+
+
+def replay(
+    topology: Topology,
+    subscription: str,
+    *,
+    project: str,
+    select: Selection = EVERY,
+    limit: int | None = None,
+    dry_run: bool = False,
+    rate: float | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    subscriber: SubscriberClient | None = None,
+    publisher: PublisherClient | None = None,
+    timeout: float = CALL_TIMEOUT,
+) -> ReplayReport:
+    """Publish dead letters of ``subscription`` to its topic again, removing each once it is.
+
+    The original data and attributes (``ce-id`` included) are published unchanged but for the
+    dead-letter attributes, so consumers that already handled an event see a duplicate and drop
+    it, and the consumer that dead-lettered it handles it. A dead letter is acked on the
+    dead-letter subscription only after its re-publish succeeded: an interrupted replay loses
+    nothing, and running it again re-publishes what was not acked.
+
+    Args:
+        subscription: the source subscription, or its dead-letter subscription.
+        select: which dead letters; the others stay where they are.
+        limit: at most this many.
+        dry_run: only say what would be replayed (``selected``); change nothing.
+        rate: at most this many re-publishes per second (spare a consumer that just recovered).
+        on_progress: called with (done, total) after each dead letter.
+
+    Returns:
+        What was replayed, skipped and failed. It stops at the first batch with a failure
+        (Pub/Sub is likely down or the topic gone) and says why in ``error``.
+
+    Raises:
+        TopologyError: no such subscription in the topology.
+        DeadLetterQueueNotFound: the dead-letter subscription does not exist in ``project``.
+        ToolkitError: Pub/Sub refused or did not answer while pulling.
+    """
+    source = resolve(topology, subscription)
+    topic_path = f"projects/{project}/topics/{source.topic.name}"
+    with _subscriber(subscriber) as client:
+        queue = _Queue(client, project, source, timeout)
+        found, complete = queue.peek(PEEK_LIMIT)
+        now = datetime.now(UTC)
+        chosen = [letter for letter in found if select(letter, now)]
+        if limit is not None:
+            chosen = chosen[:limit]
+        report = ReplayReport(chosen, skipped=len(found) - len(chosen), more=not complete)
+        if dry_run or not chosen:
+            return report
+        interval = 1 / rate if rate else 0.0
+        # Rate-limited, a batch is what can be published in half a lease, so none of it expires.
+        size = max(1, min(BATCH, int(rate * LEASE / 2))) if rate else BATCH
+        with (
+            _publisher(publisher) as push,
+            queue.holding({d.dead_letter_id for d in chosen}) as work,
+        ):
+            for received in work.batches(size):
+                for item, future in _published(push, topic_path, received, interval):
+                    work.keep_alive()
+                    try:
+                        future.result(timeout=PUBLISH_TIMEOUT)
+                    except Exception as exc:  # noqa: BLE001 - counted and reported, never raised
+                        report.failed += 1
+                        report.error = report.error or _publish_failure(source, exc)
+                        work.release(item)
+                    else:
+                        work.ack(item)
+                        report.replayed += 1
+                    if on_progress is not None:
+                        on_progress(report.replayed + report.failed, len(chosen))
+                if report.failed:
+                    break
+            if report.failed:
+                report.untried = len(work.pending)
+            else:
+                report.missing = len(work.pending)
+    return report
+
+
+def purge(
+    topology: Topology,
+    subscription: str,
+    *,
+    project: str,
+    select: Selection = EVERY,
+    confirm: Callable[[list[DeadLetter]], bool] = lambda letters: True,
+    subscriber: SubscriberClient | None = None,
+    timeout: float = CALL_TIMEOUT,
+) -> PurgeReport:
+    """Delete (ack) the selected dead letters of ``subscription``, after ``confirm`` agreed.
+
+    ``confirm`` sees exactly what will be deleted; what is dead-lettered after it answered is
+    left alone. When it refuses, nothing changes and the report says 0.
+    """
+    source = resolve(topology, subscription)
+    with _subscriber(subscriber) as client:
+        queue = _Queue(client, project, source, timeout)
+        found, _ = queue.peek(PEEK_LIMIT)
+        now = datetime.now(UTC)
+        chosen = [letter for letter in found if select(letter, now)]
+        report = PurgeReport()
+        if not chosen or not confirm(chosen):
+            return report
+        with queue.holding({d.dead_letter_id for d in chosen}) as work:
+            for received in work.batches(BATCH):
+                work.ack_all(received)
+                report.deleted += len(received)
+            report.missing = len(work.pending)
+    return report
+
+
+def _published(
+    push: PublisherClient, topic_path: str, received: Sequence[ReceivedMessage], interval: float
+) -> Iterator[tuple[ReceivedMessage, Any]]:
+    """Each message of ``received`` with the future of its re-publish, in order.
+
+    With an ``interval`` one at a time, at most one per ``interval`` seconds (the caller waits
+    for each before the next is published); otherwise all are published at once.
+    """
+    if not interval:
+        yield from [(item, _publish(push, topic_path, item)) for item in received]
+        return
+    for item in received:
+        started = time.monotonic()
+        yield item, _publish(push, topic_path, item)
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+def _publish(push: PublisherClient, topic_path: str, item: ReceivedMessage) -> Any:
+    message = item.message
+    return push.publish(topic_path, bytes(message.data), **_original(message.attributes))
+
+
+def _publish_failure(source: Subscription, exc: BaseException) -> str:
+    reason = str(exc) or type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        reason = f"not accepted within {PUBLISH_TIMEOUT:g} s"
+    return f"re-publishing to topic {source.topic.name!r} failed: {reason}"
+
+
+def _original(attributes: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in attributes.items()
+        if k not in _ADDED_ATTRIBUTES and not k.startswith(_PUBSUB_DLQ_PREFIX)
+    }
 
 
 def _reason(attributes: Mapping[str, str]) -> str:
@@ -61,33 +428,241 @@ def _attempts(attributes: Mapping[str, str]) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def inspect(
-    topology: Topology,
-    subscription: str,
-    *,
-    project: str,
-    subscriber: SubscriberClient | None = None,
-    max_messages: int = 100,
-    timeout: float = 5.0,
-) -> list[DeadLetter]:
-    """Read up to ``max_messages`` dead letters of ``subscription`` without removing them.
+def _letter(source: str, received: ReceivedMessage) -> DeadLetter:
+    message = received.message
+    attributes = dict(message.attributes)
+    published: object = message.publish_time  # proto-plus gives a datetime (typed Timestamp)
+    return DeadLetter(
+        subscription=source,
+        message_id=attributes.get(wire.ATTR_DLQ_MESSAGE_ID, message.message_id),
+        event_id=attributes.get(wire.ATTR_ID),
+        event_type=attributes.get(wire.ATTR_TYPE),
+        reason=_reason(attributes),
+        attempts=_attempts(attributes),
+        data=bytes(message.data),
+        attributes=attributes,
+        ack_id=received.ack_id,
+        dead_letter_id=message.message_id,
+        dead_lettered_at=published if isinstance(published, datetime) else None,
+    )
 
-    The messages are pulled and immediately made available again (ack deadline 0), so
-    inspecting changes nothing but their delivery count on the dead-letter subscription.
-    """
-    source = topology.subscription(subscription)
-    path = f"projects/{project}/subscriptions/{source.dead_letter_subscription}"
-    with _subscriber(subscriber) as client:
-        letters = _pull(client, path, source.name, max_messages, timeout)
-        if letters:
-            client.modify_ack_deadline(
-                request={
-                    "subscription": path,
-                    "ack_ids": [d.ack_id for d in letters],
-                    "ack_deadline_seconds": 0,
-                }
+
+class _Queue:
+    """One dead-letter subscription, read through ``client``; Google's errors become sentences."""
+
+    def __init__(
+        self, client: SubscriberClient, project: str, source: Subscription, timeout: float
+    ) -> None:
+        self.client = client
+        self.project = project
+        self.source = source
+        self.name = source.dead_letter_subscription
+        self.path = f"projects/{project}/subscriptions/{self.name}"
+        self.timeout = timeout
+        self.emulated = config.emulator_host() is not None
+
+    def pull(self, max_messages: int) -> list[ReceivedMessage]:
+        """What is there now, up to ``max_messages``; ``[]`` when empty (see the module doc)."""
+        from google.api_core import exceptions
+
+        request = {
+            "subscription": self.path,
+            "max_messages": max_messages,
+            "return_immediately": self.emulated,
+        }
+        try:
+            response = self._call(
+                self.client.pull,
+                request,
+                timeout=self.timeout if self.emulated else EMPTY_WAIT,
+                empty_on_deadline=True,
             )
-    return letters
+        except exceptions.DeadlineExceeded:
+            return []  # on GCP: nothing came within EMPTY_WAIT
+        return list(response.received_messages)
+
+    def peek(self, limit: int) -> tuple[list[DeadLetter], bool]:
+        """Up to ``limit`` dead letters, handed straight back; and whether that was all of them.
+
+        Pulled until an empty answer (one pull may return fewer than are there), then all are
+        released at once: releasing earlier would pull the same messages again.
+        """
+        letters: dict[str, DeadLetter] = {}
+        try:
+            while len(letters) < limit:
+                received = self.pull(min(BATCH, limit - len(letters)))
+                if not received:
+                    return sorted(letters.values(), key=_oldest_first), True
+                for item in received:
+                    letters.setdefault(item.message.message_id, _letter(self.source.name, item))
+            return sorted(letters.values(), key=_oldest_first), False
+        finally:
+            self.modify([d.ack_id for d in letters.values()], 0, quiet=True)
+
+    def modify(self, ack_ids: Sequence[str], seconds: int, *, quiet: bool = False) -> None:
+        """Set the ack deadline of ``ack_ids`` (0 hands them back); ``quiet`` ignores failures:
+        what cannot be handed back returns by itself when its lease ends."""
+        for chunk in _chunks(ack_ids):
+            request = {
+                "subscription": self.path,
+                "ack_ids": chunk,
+                "ack_deadline_seconds": seconds,
+            }
+            try:
+                self._call(self.client.modify_ack_deadline, request)
+            except ToolkitError:
+                if not quiet:
+                    raise
+
+    def ack(self, ack_ids: Sequence[str]) -> None:
+        for chunk in _chunks(ack_ids):
+            self._call(self.client.acknowledge, {"subscription": self.path, "ack_ids": chunk})
+
+    @contextlib.contextmanager
+    def holding(self, pending: set[str]) -> Iterator[_Work]:
+        work = _Work(self, pending)
+        try:
+            yield work
+        finally:
+            work.close()
+
+    def _call(
+        self,
+        method: Callable[..., Any],
+        request: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        empty_on_deadline: bool = False,
+    ) -> Any:
+        from google.api_core import exceptions
+
+        try:
+            return method(
+                request=request, retry=_retry(self.timeout), timeout=timeout or self.timeout
+            )
+        except exceptions.NotFound:
+            raise DeadLetterQueueNotFound(self.name, self.project) from None
+        except exceptions.DeadlineExceeded:
+            if empty_on_deadline:
+                raise  # a pull on GCP that found nothing
+            raise self._unanswered("DeadlineExceeded") from None
+        except exceptions.PermissionDenied:
+            raise ToolkitError(
+                f"permission denied on subscription {self.name!r} in project {self.project!r}; "
+                "the account needs roles/pubsub.subscriber there"
+            ) from None
+        except exceptions.RetryError as exc:
+            cause = type(exc.cause).__name__ if exc.cause is not None else "no answer"
+            raise self._unanswered(cause) from None
+        except exceptions.GoogleAPICallError as exc:
+            raise self._unanswered(f"{type(exc).__name__}: {exc.message}") from None
+
+    def _unanswered(self, why: str) -> ToolkitError:
+        return ToolkitError(
+            f"Pub/Sub did not answer for subscription {self.name!r} in project "
+            f"{self.project!r} ({why}); is the emulator or the network up?"
+        )
+
+
+class _Work:
+    """Pulls the dead letters whose ids are ``pending`` again, to act on them one by one.
+
+    Everything else it pulls meanwhile (not selected, or dead-lettered after the peek) is held
+    until :meth:`close` and then handed back, so that the next pull brings other messages.
+    Whatever it holds is leased for :data:`LEASE` seconds at a time: a killed run's dead letters
+    return within that.
+    """
+
+    def __init__(self, queue: _Queue, pending: set[str]) -> None:
+        self.queue = queue
+        self.pending = set(pending)
+        self._held: dict[str, str] = {}  # message id -> ack id, handed back at close
+        self._current: dict[str, str] = {}  # the batch being worked on: message id -> ack id
+        self._leased_at = 0.0
+        self._seen: set[str] = set()
+
+    def batches(self, size: int) -> Iterator[list[ReceivedMessage]]:
+        """Batches of pending messages, until none is pending or a pull brings nothing new."""
+        while self.pending:
+            received = self.queue.pull(size)
+            if not received:
+                return
+            self.queue.modify([r.ack_id for r in received], LEASE)
+            self._leased_at = time.monotonic()
+            new = {r.message.message_id for r in received} - self._seen
+            self._seen |= new
+            mine = [r for r in received if r.message.message_id in self.pending]
+            for r in received:
+                if r.message.message_id not in self.pending:
+                    self._held[r.message.message_id] = r.ack_id
+            if not new and not mine:
+                return  # only what is held came back: the pending ones are gone
+            self._current = {r.message.message_id: r.ack_id for r in mine}
+            if mine:
+                yield mine
+            self._current = {}
+
+    def keep_alive(self) -> None:
+        """Renew the lease of the batch being worked on when half of it has passed."""
+        if self._current and time.monotonic() - self._leased_at > LEASE / 2:
+            self.queue.modify(list(self._current.values()), LEASE)
+            self._leased_at = time.monotonic()
+
+    def ack(self, item: ReceivedMessage) -> None:
+        self.queue.ack([item.ack_id])
+        self._done(item)
+
+    def ack_all(self, items: Iterable[ReceivedMessage]) -> None:
+        items = list(items)
+        self.queue.ack([i.ack_id for i in items])
+        for item in items:
+            self._done(item)
+
+    def release(self, item: ReceivedMessage) -> None:
+        """Leave ``item`` a dead letter (its re-publish failed); handed back at close."""
+        self.pending.discard(item.message.message_id)
+        self._current.pop(item.message.message_id, None)
+        self._held[item.message.message_id] = item.ack_id
+
+    def _done(self, item: ReceivedMessage) -> None:
+        self.pending.discard(item.message.message_id)
+        self._current.pop(item.message.message_id, None)
+        self._held.pop(item.message.message_id, None)
+
+    def close(self) -> None:
+        """Hand back everything held or not yet acked, so a next run sees it at once."""
+        self.queue.modify([*self._held.values(), *self._current.values()], 0, quiet=True)
+        self._held.clear()
+        self._current.clear()
+
+
+def _oldest_first(letter: DeadLetter) -> tuple[float, str]:
+    moment = letter.dead_lettered_at
+    return (moment.timestamp() if moment else 0.0, letter.dead_letter_id)
+
+
+def _chunks(ack_ids: Sequence[str], size: int = 1000) -> Iterator[list[str]]:
+    for start in range(0, len(ack_ids), size):
+        yield list(ack_ids[start : start + size])
+
+
+def _retry(timeout: float) -> Retry:
+    """The library's retry of transient errors, but within ``timeout`` instead of 60 s."""
+    from google.api_core import exceptions
+    from google.api_core.retry import Retry, if_exception_type
+
+    return Retry(
+        initial=0.1,
+        maximum=1.0,
+        multiplier=1.3,
+        predicate=if_exception_type(
+            exceptions.Aborted,
+            exceptions.InternalServerError,
+            exceptions.ServiceUnavailable,
+            exceptions.Unknown,
+        ),
+        timeout=timeout,
+    )
 
 
 @contextlib.contextmanager
@@ -113,95 +688,3 @@ def _publisher(given: PublisherClient | None) -> Iterator[PublisherClient]:
     finally:
         client.stop()
         client.transport.close()
-
-
-def _pull(
-    subscriber: SubscriberClient, path: str, source: str, max_messages: int, timeout: float
-) -> list[DeadLetter]:
-    from google.api_core import exceptions
-
-    letters: dict[str, DeadLetter] = {}
-    # One pull may return fewer messages than are there; ask again until an empty answer. The
-    # first waits for messages; the others only collect what is already there.
-    while len(letters) < max_messages:
-        try:
-            response = subscriber.pull(
-                request={
-                    "subscription": path,
-                    "max_messages": max_messages - len(letters),
-                    "return_immediately": bool(letters),
-                },
-                timeout=timeout,
-            )
-        except exceptions.DeadlineExceeded:
-            break
-        if not response.received_messages:
-            break
-        for received in response.received_messages:
-            message = received.message
-            attributes = dict(message.attributes)
-            letters.setdefault(
-                message.message_id,
-                DeadLetter(
-                    subscription=source,
-                    message_id=attributes.get(wire.ATTR_DLQ_MESSAGE_ID, message.message_id),
-                    event_id=attributes.get(wire.ATTR_ID),
-                    event_type=attributes.get(wire.ATTR_TYPE),
-                    reason=_reason(attributes),
-                    attempts=_attempts(attributes),
-                    data=bytes(message.data),
-                    attributes=attributes,
-                    ack_id=received.ack_id,
-                ),
-            )
-    return list(letters.values())
-
-
-def replay(
-    topology: Topology,
-    subscription: str,
-    *,
-    project: str,
-    subscriber: SubscriberClient | None = None,
-    publisher: PublisherClient | None = None,
-    max_messages: int = 1000,
-    timeout: float = 5.0,
-) -> int:
-    """Publish dead letters of ``subscription`` to its topic again, then remove them.
-
-    The original data and attributes (``ce-id`` included) are published unchanged but for the
-    dead-letter attributes, so consumers that already handled an event still see a duplicate.
-    Every consumer of the topic receives the replayed message; the others' idempotency makes
-    that harmless. A message is acked on the dead-letter subscription only after its re-publish
-    succeeded, so a failed replay loses nothing.
-
-    Returns:
-        How many messages were replayed.
-    """
-    source = topology.subscription(subscription)
-    dlq_path = f"projects/{project}/subscriptions/{source.dead_letter_subscription}"
-    topic_path = f"projects/{project}/topics/{source.topic.name}"
-    replayed = 0
-    with _subscriber(subscriber) as pull, _publisher(publisher) as push:
-        while replayed < max_messages:
-            batch = min(100, max_messages - replayed)
-            letters = _pull(pull, dlq_path, source.name, batch, timeout)
-            if not letters:
-                break
-            futures = [
-                (letter, push.publish(topic_path, letter.data, **_original(letter.attributes)))
-                for letter in letters
-            ]
-            for letter, future in futures:
-                future.result(timeout=60)
-                pull.acknowledge(request={"subscription": dlq_path, "ack_ids": [letter.ack_id]})
-                replayed += 1
-    return replayed
-
-
-def _original(attributes: Mapping[str, str]) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in attributes.items()
-        if k not in _ADDED_ATTRIBUTES and not k.startswith(_PUBSUB_DLQ_PREFIX)
-    }
