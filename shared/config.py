@@ -27,7 +27,7 @@ from pathlib import Path
 from shared.errors import ConfigurationError
 
 PROJECT_VARIABLES = ("PUBSUB_PROJECT_ID", "GOOGLE_CLOUD_PROJECT", "GCP_PROJECT")
-DEFAULT_SQLITE_PATH = ".pubsub-kit/state.db"
+DEFAULT_SQLITE_PATH = ".pubsub-kit/dev.db"  # in the project; `pubsub-kit dev` uses this file too
 
 
 def project_id(explicit: str | None = None) -> str:
@@ -89,14 +89,35 @@ def log_level() -> str:
 def project_root() -> Path:
     """The folder holding the user's ``functions/``: where the local tools read and write.
 
-    ``PUBSUB_KIT_ROOT`` if set; else the nearest folder from the working directory up that has a
-    ``pyproject.toml`` and a ``functions/`` folder; else the checkout this package lives in.
+    ``PUBSUB_KIT_ROOT`` if set (``pubsub-kit --root DIR`` sets it); else the nearest folder from
+    the working directory up that has a ``pyproject.toml`` and a ``functions/`` folder. Never
+    where this package is installed: the tools write into the user's project.
+
+    Raises:
+        ConfigurationError: neither; the message says what a project folder is.
     """
     explicit = os.environ.get("PUBSUB_KIT_ROOT")
     if explicit:
         return Path(explicit).resolve()
     here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "functions").is_dir():
+    found = find_project_root(here)
+    if found is None:
+        raise ConfigurationError(
+            f"no pubsub-kit project in {here} or above: a project is a folder with a "
+            "pyproject.toml and a functions/ folder; run from inside one, pass --root DIR, "
+            "or create one with `pubsub-kit new project DIR`"
+        )
+    return found
+
+
+def find_project_root(start: Path) -> Path | None:
+    """The nearest folder from ``start`` up with a ``pyproject.toml`` and a ``functions/``."""
+    for folder in (start, *start.parents):
+        if is_project_root(folder):
             return folder
-    return Path(__file__).resolve().parent.parent
+    return None
+
+
+def is_project_root(folder: Path) -> bool:
+    """Whether ``folder`` has what makes a pubsub-kit project: pyproject.toml and functions/."""
+    return (folder / "pyproject.toml").is_file() and (folder / "functions").is_dir()

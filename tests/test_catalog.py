@@ -133,7 +133,9 @@ def test_each_function_consumes_its_topics_and_provides_those_it_publishes_to() 
         "notification-requested"
     ]
     kinds = sorted(key.split(":")[0] for key in entities)
-    assert kinds == ["API"] * len(TOPOLOGY.topics) + ["Component"] * 3 + ["System"]
+    assert kinds == (
+        ["API"] * len(TOPOLOGY.topics) + ["Component"] * len(TOPOLOGY.consumers) + ["System"]
+    )
 
 
 def test_every_entity_belongs_to_the_system_with_the_owner_and_lifecycle_given() -> None:
@@ -357,7 +359,7 @@ def test_catalog_to_standard_output() -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--output", "{tmp}"], "cannot write {tmp}: Is a directory; --output takes a file path"),
+        (["--output", "{tmp}"], "--output {tmp} is a folder; --output takes a file path"),
         (["--readme", "{tmp}/none.md"], "{tmp}/none.md is not a file; --readme takes the README"),
         (["--readme", "{tmp}/plain.md"], "{tmp}/plain.md must have the lines <!-- topology-"),
         (["--output", "-", "--check"], "--check compares files: give --output a file path"),

@@ -1,4 +1,9 @@
-"""``shared.tools.package``: reproducible function archives that deploy and run on their own."""
+"""``shared.tools.package``: reproducible function archives that deploy and run on their own.
+
+The packaging mechanics are tested on a project of their own (``project`` below: two consumers,
+a topology of the test's), so that the example system can grow without breaking them; the last
+test serves one of the example's functions from its archive, as GCP would.
+"""
 
 from __future__ import annotations
 
@@ -16,25 +21,60 @@ import urllib.request
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
+from shared import Consumer, Event, Topic, Topology
 from shared.errors import ToolkitError
 from shared.stores import open_store
 from shared.system.events import PostLiked
 from shared.system.topology import TOPOLOGY
 from shared.tools.package import build_packages
 from shared.wire import encode, new_envelope
+from tests.conftest import REPO
 
 PIP_TIMEOUT = 600  # seconds: a cold pip cache downloads grpc and friends
 SERVE_TIMEOUT = 60  # seconds for functions-framework to listen
 
 
-def test_archives_are_reproducible_and_deployable_in_shape(tmp_path: Path) -> None:
-    first = build_packages(TOPOLOGY, tmp_path / "a")
-    second = build_packages(TOPOLOGY, tmp_path / "b")
+class Pinged(Event):
+    event_type: ClassVar[str] = "test.pinged.v1"
 
-    assert [p.name for p in first] == sorted(f"{name}.zip" for name in TOPOLOGY.consumers)
+    ping_id: str
+
+
+PROJECT_TOPOLOGY = Topology(
+    topics=[Topic("pings", events=[Pinged])],
+    consumers=[
+        Consumer("ping_counter", topics=["pings"]),
+        Consumer("ping_logger", topics=["pings"]),
+    ],
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project with a function per consumer of PROJECT_TOPOLOGY, and a package of its own."""
+    root = tmp_path / "project"
+    for name in PROJECT_TOPOLOGY.consumers:
+        folder = root / "functions" / name
+        folder.mkdir(parents=True)
+        (folder / "main.py").write_text(f"from {name}_logic import run  # {name}\n")
+        (folder / f"{name}_logic.py").write_text("def run() -> None: ...\n")
+        (folder / "__pycache__").mkdir()
+        (folder / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"cache")
+    (root / "pings").mkdir()
+    (root / "pings" / "__init__.py").write_text("")
+    (root / "pings" / "topology.py").write_text("TOPOLOGY = ...\n")
+    return root
+
+
+def test_archives_are_reproducible_and_deployable_in_shape(project: Path, tmp_path: Path) -> None:
+    first = build_packages(PROJECT_TOPOLOGY, tmp_path / "a", root=project)
+    second = build_packages(PROJECT_TOPOLOGY, tmp_path / "b", root=project)
+
+    assert [p.name for p in first] == ["ping_counter.zip", "ping_logger.zip"]
     for a, b in zip(first, second, strict=True):
         assert a.read_bytes() == b.read_bytes(), f"{a.name} differs between two builds"
         with zipfile.ZipFile(a) as archive:
@@ -44,6 +84,7 @@ def test_archives_are_reproducible_and_deployable_in_shape(tmp_path: Path) -> No
         assert {"main.py", "requirements.txt", "shared/__init__.py", "shared/py.typed"} <= set(
             names
         )
+        assert f"{a.stem}_logic.py" in names, "the function's own modules, at the root"
         assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
         pins = dict(line.split("==") for line in requirements.splitlines())
         direct = {
@@ -65,8 +106,10 @@ def test_archives_are_reproducible_and_deployable_in_shape(tmp_path: Path) -> No
     assert not list((tmp_path / "a").glob(".*")), "a temporary file was left behind"
 
 
-def test_archives_carry_the_runtime_and_none_of_the_local_tools(tmp_path: Path) -> None:
-    [path] = build_packages(TOPOLOGY, tmp_path, only=["timeline_enrichment"])
+def test_archives_carry_the_runtime_and_none_of_the_local_tools(
+    project: Path, tmp_path: Path
+) -> None:
+    [path] = build_packages(PROJECT_TOPOLOGY, tmp_path, only=["ping_counter"], root=project)
     with zipfile.ZipFile(path) as archive:
         modules = {n: archive.read(n) for n in archive.namelist() if n.endswith(".py")}
     assert not [n for n in modules if n.startswith("shared/tools/")]
@@ -92,29 +135,62 @@ def test_archives_carry_the_runtime_and_none_of_the_local_tools(tmp_path: Path) 
         assert not [m for m in imported if m and m.startswith("shared.tools")], name
 
 
-def test_only_packages_the_named_consumers_and_refuses_unknown_ones(tmp_path: Path) -> None:
-    assert build_packages(TOPOLOGY, tmp_path, only=["audit_log"]) == [tmp_path / "audit_log.zip"]
+def test_only_packages_the_named_consumers_and_refuses_unknown_ones(
+    project: Path, tmp_path: Path
+) -> None:
+    built = build_packages(PROJECT_TOPOLOGY, tmp_path, only=["ping_logger"], root=project)
+    assert built == [tmp_path / "ping_logger.zip"]
     with pytest.raises(
-        ToolkitError, match=r"'nope'.*audit_log, order_notifications, timeline_enrichment"
+        ToolkitError, match=r"'nope'.*declared consumers: ping_counter, ping_logger"
     ):
-        build_packages(TOPOLOGY, tmp_path, only=["nope"])
+        build_packages(PROJECT_TOPOLOGY, tmp_path, only=["nope"], root=project)
+
+
+def test_a_consumer_without_its_main_py_is_refused_before_anything_is_written(
+    project: Path, tmp_path: Path
+) -> None:
+    (project / "functions" / "ping_logger" / "main.py").unlink()
+    with pytest.raises(ToolkitError, match=r"'ping_logger' has no functions/ping_logger/main.py"):
+        build_packages(PROJECT_TOPOLOGY, tmp_path / "out", root=project)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_projects_own_package_ships_beside_shared(project: Path, tmp_path: Path) -> None:
+    [path] = build_packages(
+        PROJECT_TOPOLOGY, tmp_path, only=["ping_counter"], root=project, vendor=[project / "pings"]
+    )
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    assert {"pings/__init__.py", "pings/topology.py", "shared/__init__.py"} <= set(names)
+
+
+def test_a_function_file_named_like_a_vendored_package_is_refused(
+    project: Path, tmp_path: Path
+) -> None:
+    clash = project / "functions" / "ping_counter" / "pings"
+    clash.mkdir()
+    (clash / "x.py").write_text("")
+    with pytest.raises(ToolkitError, match=r"functions/ping_counter/ has pings/x.py"):
+        build_packages(PROJECT_TOPOLOGY, tmp_path, root=project, vendor=[project / "pings"])
 
 
 def test_refuses_to_package_without_the_installed_distribution(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def missing(name: str) -> None:
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "requires", missing)
     with pytest.raises(ToolkitError, match="pubsub-kit is not installed"):
-        build_packages(TOPOLOGY, tmp_path)
-    assert not tmp_path.joinpath("audit_log.zip").exists()
+        build_packages(PROJECT_TOPOLOGY, tmp_path, root=project)
+    assert not list(tmp_path.glob("*.zip"))
 
 
 @pytest.mark.e2e
 def test_archive_serves_the_function_from_its_own_folder_in_a_fresh_venv(tmp_path: Path) -> None:
-    (archive,) = build_packages(TOPOLOGY, tmp_path / "dist", only=["timeline_enrichment"])
+    (archive,) = build_packages(
+        TOPOLOGY, tmp_path / "dist", only=["timeline_enrichment"], root=REPO
+    )
     folder = tmp_path / "function"
     with zipfile.ZipFile(archive) as z:
         z.extractall(folder)

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
 from shared import (
     Consumer,
+    Event,
     FunctionSettings,
     RetryPolicy,
     Topic,
     Topology,
     TopologyError,
 )
+from shared.system import topology as example_topology
 from shared.system.events import OrderDispatched, PostLiked
 from shared.system.topology import TOPOLOGY
-from shared.tools.cli import TERRAFORM_EXPORT, terraform_json
+from shared.tools.cli import terraform_json
 from shared.tools.contracts import render
 from shared.topology import MAX_PUBSUB_NAME, subscription_name
 from tests.conftest import REPO
@@ -117,7 +121,7 @@ def test_with_prefix_renames_topics_and_keeps_the_naming_rule() -> None:
 
 
 def test_checked_in_terraform_export_matches_the_topology() -> None:
-    assert TERRAFORM_EXPORT.read_text() == terraform_json(TOPOLOGY), (
+    assert (REPO / "infra" / "topology.json").read_text() == terraform_json(TOPOLOGY), (
         "infra/topology.json is stale: run `pubsub-kit topology export --terraform`"
     )
 
@@ -349,3 +353,30 @@ def test_a_subscription_whose_dead_letter_topic_is_too_long_fails_at_constructio
         f"Pub/Sub allows 255",
     ):
         _one_subscription(topic_length, consumer_length)
+
+
+def test_the_audit_log_consumes_every_declared_topic() -> None:
+    """The README says it stores every event of every topic: true of the topology as declared."""
+    assert sorted(TOPOLOGY.consumer("audit_log").topics) == sorted(TOPOLOGY.topics)
+
+
+def test_a_topic_added_to_the_example_system_is_audited_without_another_edit() -> None:
+    """What a newcomer does: add a Topic to the list in shared/system/topology.py, nothing else."""
+
+    class OrderCancelled(Event):
+        event_type: ClassVar[str] = "order.cancelled.v1"
+        order_id: str
+
+    module = Path(example_topology.__file__)
+    source = module.read_text()
+    assert source.count("\nTOPICS = [\n") == 1, "the example declares its topics in TOPICS"
+    added = source.replace(
+        "\nTOPICS = [\n", '\nTOPICS = [\n    Topic("order-cancelled", events=[OrderCancelled]),\n'
+    )
+    namespace: dict[str, Any] = {"OrderCancelled": OrderCancelled}
+    exec(compile(added, str(module), "exec"), namespace)  # the module, as edited
+    topology: Topology = namespace["TOPOLOGY"]
+    assert "order-cancelled" in topology.consumer("audit_log").topics
+    sub = topology.subscription("order-cancelled--audit_log")
+    assert sub.dead_letter_topic == "order-cancelled--audit_log--dlq"
+    assert "order-cancelled--audit_log" in terraform_json(topology)

@@ -1,8 +1,10 @@
 """The emulators from Python: use the one that is configured or running, or start one.
 
-``emulator.sh`` is the one way anything here starts an emulator; this module drives it for the
-local runtime, the test suite and the benchmarks, so "use the running emulator or start one"
-is written once.
+``emulator.sh`` is the one way anything here starts an emulator. It ships in this package
+(``shared/tools/emulator.sh``), so an installed pubsub-kit needs nothing in the user's repository:
+``pubsub-kit emulator`` runs it, and so does this module for the local runtime, the test suite and
+the benchmarks, so "use the running emulator or start one" is written once. Its state (pid, port
+and log files) is in the project's ``.emulator/``, never beside the installed script.
 """
 
 from __future__ import annotations
@@ -14,28 +16,50 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from shared.config import project_root
 from shared.errors import ConfigurationError
-from shared.tools import ports
+from shared.tools import ports, project
 
 HOST_VARIABLES = {"pubsub": "PUBSUB_EMULATOR_HOST", "firestore": "FIRESTORE_EMULATOR_HOST"}
+STATE_VARIABLE = "EMULATOR_STATE_DIR"
+COMMAND = "pubsub-kit emulator"  # how the script names itself in its usage and hints
 
 
 def script() -> Path:
-    """``emulator.sh`` of the project.
+    """``emulator.sh``, as installed with this package.
 
     Raises:
-        ConfigurationError: there is none.
+        ConfigurationError: it is missing (a broken install).
     """
-    path = project_root() / "emulator.sh"
+    path = Path(__file__).resolve().with_name("emulator.sh")
     if not path.is_file():
-        raise ConfigurationError(f"{path} not found: run from a pubsub-kit checkout")
+        raise ConfigurationError(
+            f"{path} is missing from the installed pubsub-kit; reinstall it (pip install ...)"
+        )
     return path
+
+
+def script_env() -> dict[str, str]:
+    """The environment for the script: the project's ``.emulator/`` unless one is chosen."""
+    env = dict(os.environ)
+    if not env.get(STATE_VARIABLE):
+        env[STATE_VARIABLE] = str(project.emulator_state_dir())
+    env.setdefault("EMULATOR_COMMAND", COMMAND)
+    return env
+
+
+def command(*args: str) -> int:
+    """Run ``emulator.sh ARGS`` in the foreground (its output is the user's); its exit status."""
+    return subprocess.run(["bash", str(script()), *args], env=script_env(), check=False).returncode
 
 
 def _run(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(script()), *args], capture_output=True, text=True, timeout=timeout, check=False
+        ["bash", str(script()), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=script_env(),
     )
 
 
@@ -56,7 +80,7 @@ def start(which: str = "pubsub") -> dict[str, str]:
     """
     done = _run("start", which, timeout=180)
     if done.returncode != 0:
-        raise ConfigurationError(f"emulator.sh start {which} failed: {done.stderr.strip()}")
+        raise ConfigurationError(f"could not start the {which} emulator: {done.stderr.strip()}")
     return parse_exports(done.stdout)
 
 

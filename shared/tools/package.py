@@ -8,6 +8,8 @@ Each archive holds what Cloud Functions (2nd gen) needs to build the function fr
   because it is not on PyPI: ``main.py`` imports it from the folder it runs in. The local tools
   under ``shared/tools/`` (this module, the CLI, the local runtime, the demo, provisioning,
   dead-letter replay) stay behind: nothing deployed imports them;
+- the project's own package that declares the topology (``orders/`` for
+  ``orders.topology:TOPOLOGY``), vendored the same way, when it is not ``shared`` itself;
 - ``requirements.txt``, which Cloud Build installs when it builds the function: pubsub-kit's
   runtime dependencies (with the ``otel`` extra's exporters) and everything they pull in,
   pinned (``name==version``) to the versions installed where the zip is built, so GCP runs
@@ -35,7 +37,6 @@ from shared.config import project_root
 from shared.errors import ToolkitError
 from shared.topology import Topology
 
-REPO_ROOT = project_root()
 PACKAGE = Path(shared.__file__).resolve().parent
 TOOLS = PACKAGE / "tools"  # local tools: never deployed
 DISTRIBUTION = "pubsub-kit"
@@ -46,7 +47,12 @@ _MODE = stat.S_IFREG | 0o644  # a regular file, rw-r--r--
 
 
 def build_packages(
-    topology: Topology, output_dir: Path, only: Sequence[str] | None = None
+    topology: Topology,
+    output_dir: Path,
+    only: Sequence[str] | None = None,
+    *,
+    root: Path | None = None,
+    vendor: Sequence[Path] = (),
 ) -> list[Path]:
     """Write ``output_dir/<consumer>.zip`` for each consumer of ``topology``.
 
@@ -54,6 +60,10 @@ def build_packages(
         topology: the consumers to package; each lives in ``functions/<name>/``.
         output_dir: created if missing; existing archives are replaced atomically.
         only: consumer names to package (default: all of them).
+        root: the project folder holding ``functions/`` (default: the project found from the
+            working directory, see :func:`shared.config.project_root`).
+        vendor: more package folders to ship at each archive's root beside ``shared/``: the
+            project's own package that its functions import (``orders/``).
 
     Returns:
         The paths written, in consumer-name order.
@@ -68,6 +78,7 @@ def build_packages(
         build_packages(TOPOLOGY, Path("dist-functions"), only=["timeline_enrichment"])
         # -> [PosixPath('dist-functions/timeline_enrichment.zip')]
     """
+    root = root or project_root()
     names = sorted(topology.consumers) if only is None else sorted(set(only))
     unknown = [n for n in names if n not in topology.consumers]
     if unknown:
@@ -76,13 +87,17 @@ def build_packages(
             f"{', '.join(sorted(topology.consumers)) or 'none'}"
         )
     for name in names:
-        if not (REPO_ROOT / "functions" / name / "main.py").is_file():
-            raise ToolkitError(
-                f"consumer {name!r} has no functions/{name}/main.py under {REPO_ROOT}"
-            )
+        if not (root / "functions" / name / "main.py").is_file():
+            raise ToolkitError(f"consumer {name!r} has no functions/{name}/main.py under {root}")
     requirements = pinned_requirements().encode()
     output_dir.mkdir(parents=True, exist_ok=True)
-    return [_write_zip(output_dir / f"{name}.zip", _entries(name, requirements)) for name in names]
+    return [
+        _write_zip(
+            output_dir / f"{name}.zip",
+            _entries(root / "functions" / name, requirements, vendor),
+        )
+        for name in names
+    ]
 
 
 # pubsub-kit[otel]: the Cloud Trace and OTLP exporters, so that `enable_tracing` in infra/ works
@@ -130,25 +145,31 @@ def pinned_requirements() -> str:
         except importlib.metadata.PackageNotFoundError:
             raise ToolkitError(
                 f"{requirement.name} (required as {text!r}) is not installed here; "
-                "install the project's dependencies before packaging (pip install -e '.[otel]')"
+                "install pubsub-kit with its otel extra before packaging "
+                "(pip install 'pubsub-kit[otel]'; in its checkout: pip install -e '.[otel]')"
             ) from None
         pins[canonicalize_name(dist.metadata["Name"])] = dist.version
         queue.extend((child, frozenset(requirement.extras)) for child in dist.requires or [])
     return "".join(f"{name}=={version}\n" for name, version in sorted(pins.items()))
 
 
-def _entries(name: str, requirements: bytes) -> dict[str, bytes]:
-    function = REPO_ROOT / "functions" / name
+def _entries(function: Path, requirements: bytes, vendor: Sequence[Path]) -> dict[str, bytes]:
     entries = {
         path.relative_to(function).as_posix(): path.read_bytes() for path in _files(function)
     }
-    for generated in (REQUIREMENTS, "shared/"):
+    vendored = [f"{folder.name}/" for folder in vendor if folder.resolve() != PACKAGE]
+    for generated in (REQUIREMENTS, "shared/", *vendored):
         clash = sorted(e for e in entries if e == generated or e.startswith(generated))
         if clash:
             raise ToolkitError(
-                f"functions/{name}/ has {clash[0]}, which the package generates; remove it"
+                f"functions/{function.name}/ has {clash[0]}, which the package generates; remove it"
             )
     entries[REQUIREMENTS] = requirements
+    for folder in vendor:
+        if folder.resolve() == PACKAGE:
+            continue  # shared/ itself (the toolkit's own example): shipped below
+        for path in _files(folder):
+            entries[f"{folder.name}/{path.relative_to(folder).as_posix()}"] = path.read_bytes()
     for path in _files(PACKAGE):
         if TOOLS in path.parents:
             continue

@@ -1,9 +1,13 @@
-"""Local TCP ports: pick free ones, tell whether one is taken, and by which process."""
+"""Local TCP ports: pick free ones, tell whether one is taken and by whom, keep them stable."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import socket
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -60,3 +64,44 @@ def _listening_inodes(port: int) -> set[str]:
             if len(fields) > 9 and fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
                 inodes.add(fields[9])
     return inodes
+
+
+def stable_offsets(names: Iterable[str], path: Path) -> dict[str, int]:
+    """Each name's offset from the port base, kept in ``path`` so that it holds across runs.
+
+    A name seen before keeps its offset; a new one takes the lowest offset nobody holds. So
+    adding a consumer never moves another function to a new port (consecutive ports in name
+    order would shift every function after it), and a consumer removed and added again gets its
+    port back. The file is JSON, ``{"offsets": {"audit_log": 0, ...}}``, replaced atomically; an
+    unreadable one is started afresh.
+    """
+    known = _read_offsets(path)
+    wanted = list(dict.fromkeys(names))
+    taken = set(known.values())
+    for name in wanted:
+        if name not in known:
+            known[name] = next(n for n in itertools.count() if n not in taken)
+            taken.add(known[name])
+    document = {"offsets": dict(sorted(known.items()))}
+    if _read_offsets(path) != known:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as file:
+            json.dump(document, file, indent=2)
+            file.write("\n")
+        os.replace(temp, path)
+    return {name: known[name] for name in wanted}
+
+
+def _read_offsets(path: Path) -> dict[str, int]:
+    """The offsets saved in ``path``; none when it is missing or not what we wrote."""
+    try:
+        saved = json.loads(path.read_text()).get("offsets", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    offsets: dict[str, int] = {}
+    for name, offset in saved.items() if isinstance(saved, dict) else ():
+        # A hand-edited file may repeat an offset: the later name is assigned afresh.
+        if isinstance(offset, int) and offset >= 0 and offset not in offsets.values():
+            offsets[name] = offset
+    return offsets
