@@ -26,7 +26,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     [
         (["dev", "--port-base", "80"], "expected a port number from 1024 to 65000, found 80"),
         (["dev", "--port-base", "abc"], "expected a port number, found 'abc'"),
-        (["demo", "--timeout", "-1"], "expected a positive number of seconds"),
+        (["demo", "--timeout", "-1"], "expected a positive, finite number of seconds"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["topology", "export"], "--terraform"),
     ],

@@ -1,19 +1,23 @@
 """``pubsub-kit``: provision, run, inspect and export the topology.
 
     pubsub-kit provision                      create topics and subscriptions on the emulator
-    pubsub-kit publish TYPE JSON              publish one typed event (validated first)
+    pubsub-kit publish TYPE DATA              publish events (JSON, @file or -), validated first
     pubsub-kit dev                            run every function locally until Ctrl-C
     pubsub-kit demo                           run the system, publish demo events, report
     pubsub-kit topology export --terraform    write infra/topology.json
     pubsub-kit schema                         write JSON Schemas, .proto files and AsyncAPI
     pubsub-kit catalog [--readme README.md]   write catalog-info.yaml (Backstage), the diagram
     pubsub-kit contracts check                fail on a breaking change to an event type
-    pubsub-kit dlq inspect SUBSCRIPTION       show dead letters and why
-    pubsub-kit dlq replay SUBSCRIPTION        publish dead letters to their topic again
+    pubsub-kit dlq list|inspect|replay|purge  dead letters: count, show, replay, delete
     pubsub-kit package                        build a deployable zip per function
+    pubsub-kit new project DIR                start a project: pyproject.toml, topology, functions/
+    pubsub-kit new consumer NAME --topic T    scaffold a consumer: function, handler, test, entry
+    pubsub-kit emulator start|stop|status     the local emulators (state in .emulator/)
 
-Every command takes ``--topology module:attribute`` (default ``shared.system.topology:TOPOLOGY``,
-or ``PUBSUB_KIT_TOPOLOGY``).
+Run it inside a project (a folder with ``pyproject.toml`` and ``functions/``, found from the
+working directory up) or give ``--root DIR``; what it writes goes there. The topology is
+``--topology module:attribute``, else ``PUBSUB_KIT_TOPOLOGY``, else the project's
+``[tool.pubsub-kit] topology = "module:attribute"`` in pyproject.toml (see shared.tools.project).
 """
 
 from __future__ import annotations
@@ -22,33 +26,49 @@ import argparse
 import contextlib
 import importlib
 import json
+import math
 import os
 import signal
+import socket
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from shared.config import project_root
 from shared.errors import ToolkitError
 from shared.tools import commands as command_modules
+from shared.tools import project
 from shared.tools.catalog import CatalogSettings
 from shared.topology import Topology
 
-DEFAULT_TOPOLOGY = "shared.system.topology:TOPOLOGY"
-REPO_ROOT = project_root()
-TERRAFORM_EXPORT = REPO_ROOT / "infra" / "topology.json"
-CATALOG = REPO_ROOT / "catalog-info.yaml"
-
 
 def load_topology(spec: str) -> Topology:
-    """Import ``module:attribute`` and check it is a :class:`Topology`."""
+    """Import ``module:attribute`` and check it is a :class:`Topology`.
+
+    Raises:
+        ToolkitError: the spec is malformed or relative, the module raised while it was imported
+            (whatever it raised: named by type, message and line, since the message comes from
+            the project's code, a declaration error says what to fix, and no event data is
+            about yet), or the attribute is not a :class:`Topology`.
+    """
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise ToolkitError(f"--topology must look like 'package.module:NAME'; found {spec!r}")
+    if module_name.startswith("."):
+        raise ToolkitError(
+            f"--topology takes an absolute module path like 'package.module:NAME'; found the "
+            f"relative {spec!r}"
+        )
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
         raise ToolkitError(f"cannot import topology module {module_name!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the project's own code runs here, raising anything
+        raise ToolkitError(
+            f"cannot import topology module {module_name!r}: it raised {type(exc).__name__}"
+            f"{_raised_at(exc, outside=(__file__,))}: {' '.join(str(exc).split())}"
+        ) from None
     topology = getattr(module, attribute, None)
     if not isinstance(topology, Topology):
         raise ToolkitError(f"{spec} is not a Topology (found {type(topology).__name__})")
@@ -58,6 +78,14 @@ def load_topology(spec: str) -> Topology:
 def terraform_json(topology: Topology) -> str:
     """The exact text of ``infra/topology.json`` for ``topology``."""
     return json.dumps(topology.to_terraform(), indent=2, sort_keys=True) + "\n"
+
+
+def dev_store_url() -> str:
+    """The SQLite store ``dev`` gives its functions: the toolkit's local default
+    (``shared.config.DEFAULT_SQLITE_PATH``, ``.pubsub-kit/dev.db``) in the project folder."""
+    from shared.config import DEFAULT_SQLITE_PATH
+
+    return f"sqlite:///{project.root() / DEFAULT_SQLITE_PATH}"
 
 
 def whole_number(
@@ -84,8 +112,10 @@ def positive_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, found {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, found {text}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive, finite number of seconds, found {text}"
+        )
     return value
 
 
@@ -95,20 +125,21 @@ _port = whole_number(1024, 65000, "a port number")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pubsub-kit", description=__doc__.split("\n")[0])
     parser.add_argument(
+        "--root",
+        type=Path,
+        metavar="DIR",
+        help="the project folder (default: the nearest folder from here up with a "
+        "pyproject.toml and a functions/ folder)",
+    )
+    parser.add_argument(
         "--topology",
-        default=os.environ.get("PUBSUB_KIT_TOPOLOGY", DEFAULT_TOPOLOGY),
-        help="the topology as module:attribute (default %(default)s)",
+        metavar="MODULE:NAME",
+        help="the topology (default PUBSUB_KIT_TOPOLOGY, else [tool.pubsub-kit] topology in "
+        "the project's pyproject.toml)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("provision", help="create the topology on the emulator, idempotently")
-    p.add_argument("--project", help="project id (default PUBSUB_PROJECT_ID)")
-
-    p = commands.add_parser("publish", help="publish one event, validated against its model first")
-    p.add_argument("event_type", help="versioned event type, e.g. post.liked.v1")
-    p.add_argument("data", help="the event's data as a JSON object")
-    p.add_argument("--ordering-key", help="deliver in order with other events of this key")
-    p.add_argument("--correlation-id", help="default: the new event's id")
     p.add_argument("--project", help="project id (default PUBSUB_PROJECT_ID)")
 
     for name, text in (
@@ -160,8 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--output",
         type=Path,
-        default=TERRAFORM_EXPORT,
-        help="file to write (default infra/topology.json)",
+        help="file to write (default infra/topology.json in the project)",
     )
     export.add_argument(
         "--check",
@@ -176,8 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output-dir",
         type=Path,
-        default=REPO_ROOT / "docs" / "contracts",
-        help="folder to write (default docs/contracts)",
+        help="folder to write (default docs/contracts in the project)",
     )
     p.add_argument(
         "--check",
@@ -196,8 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output",
         metavar="PATH",
-        default=str(CATALOG),
-        help="file to write, or - for standard output (default catalog-info.yaml)",
+        help="file to write, or - for standard output (default catalog-info.yaml in the project)",
     )
     p.add_argument(
         "--readme",
@@ -231,17 +259,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write nothing; exit 1 if a file differs from a fresh export",
     )
-
-    p = commands.add_parser("dlq", help="inspect or replay dead-lettered messages")
-    sub = p.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
-    for action, text in (
-        ("inspect", "show dead letters without removing them"),
-        ("replay", "publish dead letters to their topic again, then remove them"),
-    ):
-        a = sub.add_parser(action, help=text)
-        a.add_argument("subscription", help="the source subscription, e.g. post-liked--audit_log")
-        a.add_argument("--project", help="project id (default PUBSUB_PROJECT_ID)")
-        a.add_argument("--max", type=int, default=100, help="at most this many messages")
 
     p = commands.add_parser(
         "trace",
@@ -285,8 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output-dir",
         type=Path,
-        default=REPO_ROOT / "dist-functions",
-        help="where to write <function>.zip (default dist-functions)",
+        help="where to write <function>.zip (default dist-functions in the project)",
     )
     p.add_argument(
         "--function",
@@ -299,17 +315,69 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; its exit status. An error is one sentence on stderr, never a traceback."""
     try:
         with _stop_signals_interrupt():
-            topology = load_topology(args.topology)
-            return _run(args, topology)
+            status = _command(argv)
+            sys.stdout.flush()  # a reader that has gone (`| head`) shows here, not at exit
+            return status
     except ToolkitError as exc:
         print(f"pubsub-kit: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP: stopped on purpose, nothing to say
         return 130
+    except BrokenPipeError:  # `pubsub-kit ... | head`: the reader has gone
+        return _stdout_gone()
+    except Exception as exc:  # noqa: BLE001 - the last resort: a bug, still one sentence
+        return _unexpected(exc)
+
+
+def _command(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.root is not None:
+        project.use_root(args.root)
+    project.make_importable()
+    standalone = command_modules.load().get(args.command)
+    if standalone is not None and not getattr(standalone, "NEEDS_TOPOLOGY", True):
+        return int(standalone.run(args, None))
+    topology = load_topology(project.topology_spec(args.topology))
+    return _run(args, topology)
+
+
+DEBUG_VARIABLE = "PUBSUB_KIT_DEBUG"
+
+
+def _unexpected(exc: Exception) -> int:
+    """Say that an exception no command anticipated escaped: its type and where, not its
+    message (it could quote event data, as the functions' logs never do); the traceback only
+    under ``PUBSUB_KIT_DEBUG``."""
+    if os.environ.get(DEBUG_VARIABLE):
+        traceback.print_exception(exc)
+    print(
+        f"pubsub-kit: error: unexpected {type(exc).__name__}{_raised_at(exc)}; rerun with "
+        f"{DEBUG_VARIABLE}=1 to see the traceback, and report it if it is not in your code",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _raised_at(exc: BaseException, *, outside: tuple[str, ...] = ()) -> str:
+    """`` (raised at path:line)``: the innermost frame outside the import machinery (and
+    ``outside``); "" when there is none."""
+    skipped = ("<", str(Path(importlib.__file__).parent), *outside)
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith(skipped)
+    ]
+    return f" (raised at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
+def _stdout_gone() -> int:
+    # Point stdout at /dev/null so that the interpreter's flush at exit does not fail again.
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, as a shell reports a reader that left
 
 
 @contextlib.contextmanager
@@ -335,13 +403,11 @@ _Command = Callable[[argparse.Namespace, Topology], int]
 def _run(args: argparse.Namespace, topology: Topology) -> int:
     commands: dict[str, _Command] = {
         "provision": _provision,
-        "publish": _publish,
         "dev": lambda args, topology: _dev(topology, args.project, args.port_base, args.store),
         "demo": _demo,
         "topology": _topology,
         "schema": _schema,
         "catalog": _catalog,
-        "dlq": _dlq,
         "package": _package,
         "trace": _trace,
         "contracts": _contracts,
@@ -359,9 +425,12 @@ def _provision(args: argparse.Namespace, topology: Topology) -> int:
     from shared.config import project_id
     from shared.observability import configure_logging
     from shared.tools.provision import provision
+    from shared.tools.reach import require_pubsub
 
+    project = args.project or project_id()
+    require_pubsub(project)  # the client library alone retries a dead emulator for minutes
     configure_logging()
-    report = provision(topology, project=args.project or project_id())
+    report = provision(topology, project=project)
     print(
         f"provisioned: {len(report.created)} created, {len(report.updated)} updated, "
         f"{len(report.unchanged)} unchanged"
@@ -372,6 +441,7 @@ def _provision(args: argparse.Namespace, topology: Topology) -> int:
 def _demo(args: argparse.Namespace, topology: Topology) -> int:
     from shared.tools.demo import run_demo
 
+    _require_configured_emulators("demo", args.store)
     return run_demo(
         topology,
         port_base=args.port_base,
@@ -381,10 +451,38 @@ def _demo(args: argparse.Namespace, topology: Topology) -> int:
     )
 
 
+def _require_configured_emulators(command: str, store: str) -> None:
+    """``dev`` and ``demo`` start an emulator through emulator.sh when its variable is unset;
+    one that the variable names must answer now, or provisioning would wait on it for minutes."""
+    from shared.tools.emulator import HOST_VARIABLES
+
+    for which in ("pubsub", "firestore") if store == "firestore" else ("pubsub",):
+        variable = HOST_VARIABLES[which]
+        host = os.environ.get(variable)
+        if not host:
+            continue
+        name, _, port = host.rpartition(":")
+        if not port.isdigit():
+            raise ToolkitError(f"{variable} is {host!r}; expected host:port, e.g. 127.0.0.1:8085")
+        try:
+            with socket.create_connection((name.strip("[]") or "127.0.0.1", int(port)), 3.0):
+                continue
+        except OSError:
+            pass
+        raise ToolkitError(
+            f"{variable} is {host}, but no emulator answers there; start it (pubsub-kit "
+            f"emulator start {which}), or unset {variable} and `pubsub-kit {command}` starts one"
+        )
+
+
 def _schema(args: argparse.Namespace, topology: Topology) -> int:
     from shared.tools.contracts import write_contracts
 
-    stale = write_contracts(topology, args.output_dir, check=args.check)
+    output_dir = _output_folder(args.output_dir or project.contracts_dir(), "--output-dir")
+    try:
+        stale = write_contracts(topology, output_dir, check=args.check)
+    except OSError as exc:
+        raise ToolkitError(_os_error("cannot write the contracts", exc)) from None
     for path in stale:
         print(f"{'differs' if args.check else 'wrote'}: {path}")
     return 1 if args.check and stale else 0
@@ -394,15 +492,16 @@ def _catalog(args: argparse.Namespace, topology: Topology) -> int:
     from shared.tools import catalog
 
     settings = CatalogSettings(args.system, args.owner, args.lifecycle)
-    to_stdout = args.output == "-"
+    output = args.output or str(project.catalog_file())
+    to_stdout = output == "-"
     if to_stdout and args.check:
         raise ToolkitError("--check compares files: give --output a file path, not -")
     files: dict[Path, str] = {}
     text = catalog.to_yaml(catalog.catalog_entities(topology, settings))
     if not to_stdout:
-        files[Path(args.output)] = text
+        files[_output_file(Path(output), "--output")] = text
     if args.readme is not None:
-        if not args.readme.is_file():
+        if _kind(args.readme, "--readme") != "file":
             raise ToolkitError(f"{args.readme} is not a file; --readme takes the README to update")
         current = _read(args.readme)
         files[args.readme] = catalog.replace_diagram(
@@ -424,9 +523,12 @@ def _catalog(args: argparse.Namespace, topology: Topology) -> int:
 
 def _trace(args: argparse.Namespace, topology: Topology) -> int:
     from shared.tools import traces
-    from shared.tools.dev import TRACE_DIR
 
-    found = traces.traces_of(args.event_id, args.dir or TRACE_DIR)
+    folder = args.dir or project.trace_dir()
+    try:
+        found = traces.traces_of(args.event_id, folder)
+    except OSError as exc:  # --dir names something that cannot be read (a name too long, say)
+        raise ToolkitError(_os_error(f"cannot read the traces in {folder}", exc)) from None
     if args.json:
         print(json.dumps([traces.as_json(t) for t in found], indent=2))
     else:
@@ -468,7 +570,15 @@ def _contracts(args: argparse.Namespace, topology: Topology) -> int:
 def _package(args: argparse.Namespace, topology: Topology) -> int:
     from shared.tools.package import build_packages
 
-    for path in build_packages(topology, args.output_dir, only=args.functions):
+    own = project.topology_package(project.topology_spec(args.topology))
+    output_dir = _output_folder(args.output_dir or project.packages_dir(), "--output-dir")
+    try:
+        written = build_packages(
+            topology, output_dir, only=args.functions, vendor=[own] if own else []
+        )
+    except OSError as exc:
+        raise ToolkitError(_os_error("cannot build the packages", exc)) from None
+    for path in written:
         print(path)
     return 0
 
@@ -485,19 +595,58 @@ def _topology(args: argparse.Namespace, topology: Topology) -> int:
             )
         return 0
     text = terraform_json(topology)
+    output = _output_file(args.output or project.terraform_export(), "--output")
     if args.check:
-        current = _read(args.output)
+        current = _read(output)
         if current != text:
             print(
-                f"{args.output} differs from the topology; "
-                "run: pubsub-kit topology export --terraform",
+                f"{output} differs from the topology; run: pubsub-kit topology export --terraform",
                 file=sys.stderr,
             )
             return 1
         return 0
-    _write(args.output, text)
-    print(f"wrote {args.output}")
+    _write(output, text)
+    print(f"wrote {output}")
     return 0
+
+
+def _output_file(path: Path, option: str) -> Path:
+    """``path``, when a file can be written there; else a sentence saying why, before any I/O."""
+    if _kind(path, option) == "folder":
+        raise ToolkitError(f"{option} {path} is a folder; {option} takes a file path")
+    _no_file_above(path, option)
+    return path
+
+
+def _output_folder(path: Path, option: str) -> Path:
+    """``path``, when it is or can become a folder; else a sentence saying why, before any I/O."""
+    if _kind(path, option) == "file":
+        raise ToolkitError(f"{option} {path} is a file; {option} takes a folder")
+    _no_file_above(path, option)
+    return path
+
+
+def _no_file_above(path: Path, option: str) -> None:
+    """Refuse a path under a file (``README.md/x``), which mkdir reports as "File exists"."""
+    for parent in path.parents:
+        kind = _kind(parent, option)
+        if kind == "file":
+            raise ToolkitError(f"{option} {path} is under {parent}, which is a file")
+        if kind == "folder":
+            return
+
+
+def _kind(path: Path, option: str) -> str | None:
+    """What is at ``path``: a file, a folder or nothing; a sentence when it cannot be told."""
+    try:
+        return "folder" if path.is_dir() else "file" if path.exists() else None
+    except OSError as exc:  # a name too long, a folder we may not enter
+        raise ToolkitError(f"{option} {path}: {exc.strerror or type(exc).__name__}") from None
+
+
+def _os_error(doing: str, exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{doing}: {exc.strerror or type(exc).__name__}{where}"
 
 
 def _read(path: Path) -> str:
@@ -518,52 +667,22 @@ def _write(path: Path, text: str) -> None:
         ) from None
 
 
-def _publish(args: argparse.Namespace, topology: Topology) -> int:
-    from shared.publisher import Publisher
-
-    event = topology.registry.parse(args.event_type, args.data)  # named errors, before any I/O
-    publisher = Publisher(topology, project=args.project, source="/cli/pubsub-kit")
-    message_id = publisher.publish(
-        event, ordering_key=args.ordering_key, correlation_id=args.correlation_id
-    ).result(timeout=publisher.settings.timeout)
-    print(f"published {args.event_type} to {topology.topic_for(event).name}: message {message_id}")
-    return 0
-
-
-def _dlq(args: argparse.Namespace, topology: Topology) -> int:
-    from shared.config import project_id
-    from shared.tools import dlq
-
-    project = args.project or project_id()
-    if args.dlq_command == "inspect":
-        letters = dlq.inspect(topology, args.subscription, project=project, max_messages=args.max)
-        for letter in letters:
-            print(
-                json.dumps(
-                    {
-                        "message_id": letter.message_id,
-                        "event_id": letter.event_id,
-                        "event_type": letter.event_type,
-                        "attempts": letter.attempts,
-                        "reason": letter.reason,
-                    }
-                )
-            )
-        print(f"{len(letters)} dead letter(s) on {args.subscription}", file=sys.stderr)
-        return 0
-    count = dlq.replay(topology, args.subscription, project=project, max_messages=args.max)
-    print(f"replayed {count} message(s) to {topology.subscription(args.subscription).topic.name}")
-    return 0
-
-
 def _dev(topology: Topology, project: str, port_base: int, store: str) -> int:
     from shared.tools.demo import format_log_line
-    from shared.tools.dev import STATE_DIR, LocalSystem, record_traces
+    from shared.tools.dev import LocalSystem, record_traces
+    from shared.tools.project import ports_file, root
+    from shared.tools.reload import Reloader
 
     def on_line(name: str, line: str) -> None:
         print(format_log_line(name, line), flush=True)
 
-    store_url = "firestore" if store == "firestore" else f"sqlite:///{STATE_DIR / 'dev.db'}"
+    def restart(name: str, why: str) -> None:
+        on_line(name, f"{why}: restarting")
+        if system.restart_function(name):
+            on_line(name, "restarted")
+
+    _require_configured_emulators("dev", store)
+    store_url = "firestore" if store == "firestore" else dev_store_url()
     system = LocalSystem(
         topology,
         project=project,
@@ -571,11 +690,15 @@ def _dev(topology: Topology, project: str, port_base: int, store: str) -> int:
         port_base=port_base,
         on_line=on_line,
         trace_dir=record_traces("pubsub-kit-dev"),
+        port_map=ports_file(),  # each function keeps its port when consumers are added
     )
+    reloader = Reloader(root(), system.functions, restart)
     try:
         system.start()
+        reloader.start()
         for fn in system.functions.values():
             print(f"{fn.name:<20} {fn.url}", flush=True)
+        print("a code change restarts its function (shared code: all of them)", flush=True)
         print(
             f"delivering on project {project}; publish with PUBSUB_EMULATOR_HOST="
             f"{system.env.get('PUBSUB_EMULATOR_HOST')} PUBSUB_PROJECT_ID={project}. Ctrl-C stops.",
@@ -590,6 +713,7 @@ def _dev(topology: Topology, project: str, port_base: int, store: str) -> int:
     except KeyboardInterrupt:
         print("stopping: delivery first, then the functions", flush=True)
     finally:
+        reloader.stop()
         system.stop()
     _exit_if_threads_hang()
     return 0

@@ -32,10 +32,15 @@ from shared.topology import Topology
 
 USERS = ["alice", "bob", "carol", "dan", "erin"]
 AFFINITY = "timeline_affinity"  # the collection functions/timeline_enrichment writes
+NEVER_SUCCEED = 3  # messages: bad JSON, an undeclared type, a dispatch by an unknown carrier
 
 
 def format_log_line(name: str, line: str) -> str:
-    """One function log line as a short human line (JSON lines are summarised)."""
+    """One function log line as a short human line (JSON lines are summarised).
+
+    The event id is shown whole: a notification's id and its dispatch's can share any prefix,
+    and ``pubsub-kit trace`` takes the id as printed.
+    """
     try:
         entry = json.loads(line)
     except json.JSONDecodeError:
@@ -47,7 +52,7 @@ def format_log_line(name: str, line: str) -> str:
         value = entry.get(key)
         if value not in (None, ""):
             text = str(value)
-            parts.append(f"{label}={text[:8] if key == 'event_id' else text}")
+            parts.append(f"{label}={text}")
     if "duration_ms" in entry:
         parts.append(f"{entry['duration_ms']}ms")
     if "error" in entry:
@@ -129,14 +134,16 @@ def publish_burst(system: LocalSystem, topology: Topology, out: TextIO) -> dict[
     raw.publish(
         topic, b"{}", **base, **{wire.ATTR_ID: "demo-unknown", wire.ATTR_TYPE: "post.unliked.v1"}
     ).result()
-    out.write(f"published {len(ids)} events, one of them twice, and 2 malformed messages\n")
     # Audit: every valid event once (duplicates absorbed), plus the notifications for the 3
     # dispatches with a known carrier. Dead letters: the 2 bad messages reach both consumers of
     # post-liked, the unknown carrier one order_notifications.
-    return {
-        "audit": len(events) + 1 + (counts["orders"] - 1),
-        "dead_letters": 2 + 2 + 1,
-    }
+    expected = {"audit": len(events) + 1 + (counts["orders"] - 1), "dead_letters": 2 + 2 + 1}
+    out.write(
+        f"published {len(ids)} events, one of them twice, and 2 malformed messages; "
+        f"{NEVER_SUCCEED} messages can never succeed (the 2 malformed ones and a dispatch with an "
+        f"unknown carrier): {expected['dead_letters']} dead letters expected\n"
+    )
+    return expected
 
 
 def wait_settled(
@@ -223,10 +230,11 @@ def run_demo(
     out: TextIO = sys.stdout,
 ) -> int:
     """Run the system, publish the burst, report; 0 when everything settled as expected."""
-    from shared.tools.dev import STATE_DIR, record_traces
+    from shared.tools.dev import record_traces
+    from shared.tools.project import state_dir
 
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    db = STATE_DIR / "demo.db"
+    db = state_dir() / "demo.db"
     for suffix in ("", "-wal", "-shm"):
         (db.parent / (db.name + suffix)).unlink(missing_ok=True)
     lock_out = threading.Lock()
@@ -277,7 +285,7 @@ def run_demo(
 def show_one_trace(store: Store, out: TextIO, timeout: float = 10.0) -> None:
     """Print the trace of one dispatch that led to a notification: every hop, every service."""
     from shared.tools import traces
-    from shared.tools.dev import TRACE_DIR
+    from shared.tools.project import trace_dir
 
     entries = store.query_audit(limit=10_000)
     notified = {e.correlation_id for e in entries if e.event_type == "notification.requested.v1"}
@@ -293,10 +301,10 @@ def show_one_trace(store: Store, out: TextIO, timeout: float = 10.0) -> None:
         return
     # The last span (the audit of the notification) ends just after its audit entry is stored.
     deadline = time.monotonic() + timeout
-    found = traces.traces_of(dispatch.event_id, TRACE_DIR)
+    found = traces.traces_of(dispatch.event_id, trace_dir())
     while sum(len(t.spans) for t in found) < 6 and time.monotonic() < deadline:
         time.sleep(0.1)  # poll: bounded by the deadline
-        found = traces.traces_of(dispatch.event_id, TRACE_DIR)
+        found = traces.traces_of(dispatch.event_id, trace_dir())
     out.write(f"\n== One order across services: pubsub-kit trace {dispatch.event_id} ==\n")
     for trace in found:
         out.write(traces.render(trace) + "\n")

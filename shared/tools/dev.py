@@ -30,22 +30,20 @@ from pathlib import Path
 from typing import IO, Any
 
 from shared import telemetry
-from shared.config import project_root
 from shared.delivery import RawMessage
 from shared.errors import ConfigurationError
 from shared.push import to_push_body
 from shared.telemetry import TRACE_DIR_VARIABLE
 from shared.tools import ports
+from shared.tools import project as layout  # `project` is the emulator project's id here
 from shared.tools.emulator import emulator
+from shared.tools.local_status import RuntimeStatus, status_file
 from shared.tools.provision import provision
 from shared.topology import Topology
 from shared.worker import SubscriptionPump, WorkerSettings, order_gates
 
 log = logging.getLogger("pubsub_kit.dev")
 
-ROOT = project_root()
-STATE_DIR = ROOT / ".pubsub-kit"
-TRACE_DIR = STATE_DIR / "traces"
 _DEFAULT_WORKER_SETTINGS = WorkerSettings()
 
 
@@ -56,7 +54,7 @@ class FunctionProcess:
     name: str
     port: int
     env: dict[str, str]
-    functions_dir: Path = ROOT / "functions"
+    functions_dir: Path = dataclasses.field(default_factory=layout.functions_dir)
     process: subprocess.Popen[str] | None = None
     wanted: bool = False  # started, and not stopped on purpose: restart it if it dies
 
@@ -217,7 +215,7 @@ class LocalSystem:
             the GCP store on the Firestore emulator (started through emulator.sh).
         port_base: the first function's port; the others follow. 0 picks free ports.
         functions: which consumers to serve (default all).
-        functions_dir: where ``<consumer>/main.py`` live (default the repo's ``functions/``).
+        functions_dir: where ``<consumer>/main.py`` live (default the project's ``functions/``).
         on_line: receives (function name, log line) for every line a function prints.
         concurrency: requests in flight per function, as Cloud Functions' per-instance
             concurrency (1 for functions under one vCPU): a message that crashes its function
@@ -225,6 +223,9 @@ class LocalSystem:
         trace_dir: where the functions record their spans (``pubsub-kit trace`` reads them);
             ``None`` records nothing unless the environment configures OpenTelemetry. Either
             way each function's ``OTEL_SERVICE_NAME`` is its name, as on GCP.
+        port_map: a JSON file that keeps each function's offset from ``port_base`` across
+            runs (``pubsub-kit dev``: ``.pubsub-kit/ports.json``), so that adding a consumer
+            moves no other function; ``None``: consecutive ports in name order.
     """
 
     def __init__(
@@ -235,28 +236,35 @@ class LocalSystem:
         store_url: str,
         port_base: int = 8090,
         functions: list[str] | None = None,
-        functions_dir: Path = ROOT / "functions",
+        functions_dir: Path | None = None,
         on_line: Callable[[str, str], None] | None = None,
         settings: WorkerSettings = _DEFAULT_WORKER_SETTINGS,
         concurrency: int = 1,
         trace_dir: Path | None = None,
+        port_map: Path | None = None,
     ) -> None:
         self.topology = topology
         self.trace_dir = trace_dir
         self.project = project
         self.store_url = store_url
-        self.on_line = on_line or (lambda name, line: None)
+        # Each function's outcomes and deliveries in flight, for `pubsub-kit status`.
+        self.runtime_status = RuntimeStatus(status_file(layout.state_dir(), project), project)
+        self.on_line = self.runtime_status.observing(on_line or (lambda name, line: None))
         self.settings = settings
         names = functions or sorted(topology.consumers)
-        numbers = (
-            ports.free_ports(len(names))
-            if port_base == 0
-            else range(port_base, port_base + len(names))
-        )
+        if port_base == 0:
+            numbers = ports.free_ports(len(names))
+        elif port_map is not None:
+            offsets = ports.stable_offsets(names, port_map)
+            numbers = [port_base + offsets[name] for name in names]
+        else:
+            numbers = list(range(port_base, port_base + len(names)))
+        folder = functions_dir or layout.functions_dir()
         self.functions = {
-            name: FunctionProcess(name, port, {}, functions_dir)
+            name: FunctionProcess(name, port, {}, folder)
             for name, port in zip(names, numbers, strict=True)
         }
+        self._restarting = threading.Lock()  # a reload and the supervisor never race
         self.concurrency = concurrency
         self._slots = {name: threading.BoundedSemaphore(concurrency) for name in self.functions}
         self._stopping = threading.Event()
@@ -282,6 +290,7 @@ class LocalSystem:
         provision(self.topology, project=self.project)
         for fn in self.functions.values():
             self.start_function(fn.name)
+        self.runtime_status.start(self.functions)
         callbacks = {
             sub.name: self._deliverer(sub.name, sub.consumer.name)
             for sub in self.topology.subscriptions.values()
@@ -305,21 +314,25 @@ class LocalSystem:
         """
         while not self._stopping.wait(interval):
             for fn in self.functions.values():
-                if fn.wanted and fn.process is not None and fn.process.poll() is not None:
-                    self.on_line(
-                        fn.name, f"exited with code {fn.process.returncode}; starting it again"
-                    )
-                    with contextlib.suppress(ConfigurationError):  # tried again next round
-                        self.start_function(fn.name)
+                with self._restarting:
+                    if fn.wanted and fn.process is not None and fn.process.poll() is not None:
+                        self.on_line(
+                            fn.name, f"exited with code {fn.process.returncode}; starting it again"
+                        )
+                        with contextlib.suppress(ConfigurationError):  # tried again next round
+                            self.start_function(fn.name)
 
     def function_env(self, name: str) -> dict[str, str]:
+        found = layout.find_root()
+        root = str(found) if found is not None else None
         env = dict(os.environ)
         env.update(self.env)
         env.update(
             {
                 "PUBSUB_KIT_STORE": self.store_url,
                 "PUBSUB_KIT_SOURCE": f"/services/{name}",
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+                # The project's own packages (its topology, its events) import as in tests.
+                "PYTHONPATH": os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")])),
                 "PYTHONUNBUFFERED": "1",
                 "THREADS": str(self.concurrency),  # functions-framework's request threads
                 "OTEL_SERVICE_NAME": name,
@@ -338,6 +351,24 @@ class LocalSystem:
         fn.env = self.function_env(name)
         fn.start(self.on_line)
         fn.wait_ready()
+
+    def restart_function(self, name: str) -> bool:
+        """Stop ``name`` and start it again (its code changed); its messages wait meanwhile.
+
+        Returns:
+            Whether it is running again. One that does not start (a syntax error, say) is left
+            stopped, with a line saying so, until the next change.
+        """
+        with self._restarting:
+            self.functions[name].stop()
+            try:
+                self.start_function(name)
+            except ConfigurationError as exc:
+                self.functions[name].wanted = False
+                self.functions[name].stop()
+                self.on_line(name, f"{exc}; it starts again on the next change")
+                return False
+            return True
 
     def stop_function(self, name: str) -> None:
         """Stop one function on purpose (it is not restarted); its messages wait for it."""
@@ -359,7 +390,7 @@ class LocalSystem:
         timeout = float(self.topology.consumer(consumer).ack_deadline)
 
         def deliver(raw: RawMessage) -> bool:
-            with slots:
+            with self.runtime_status.delivering(consumer, raw), slots:
                 return self._pusher.deliver(url, path, raw, timeout)
 
         return deliver
@@ -381,6 +412,7 @@ class LocalSystem:
             else:
                 os.environ[key] = value
         self._saved_env = {}
+        self.runtime_status.stop()
         self._emulators.close()
 
     def __enter__(self) -> LocalSystem:
@@ -391,12 +423,15 @@ class LocalSystem:
         self.stop()
 
 
-def record_traces(service: str, folder: Path = TRACE_DIR) -> Path:
+def record_traces(service: str, folder: Path | None = None) -> Path:
     """Record this process's spans (as ``service``) in ``folder``, emptied of an earlier run's.
+
+    ``folder`` defaults to the project's ``.pubsub-kit/traces``.
 
     ``pubsub-kit dev`` and ``demo`` call it, and pass ``folder`` to the functions, so that
     ``pubsub-kit trace`` sees every hop of this run, the events the command publishes included.
     """
+    folder = folder or layout.trace_dir()
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.jsonl"):
         old.unlink(missing_ok=True)

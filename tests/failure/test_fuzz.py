@@ -1,17 +1,20 @@
 """Property-based fuzzing of every boundary where the outside world hands the toolkit bytes.
 
 No emulator: the HTTP endpoint runs in functions-framework's test client with a recording
-dead-letter sink, the pipeline through :class:`~shared.testing.HandlerHarness`, and the CLI in
-process on the paths that end before any I/O. Each property is bounded (``max_examples``) so the
-module runs in seconds.
+dead-letter sink, the pipeline through :class:`~shared.testing.HandlerHarness`, and every command
+of the CLI in process, with the emulators' variables pointing where nothing listens. Each property
+is bounded (``max_examples``) so the module runs in seconds.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
-import contextlib
 import json
 import logging
+import os
+import signal
+import socket
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -31,7 +34,7 @@ from shared.runtime import Outcome
 from shared.system.events import FieldChange, PostLiked, UserUpdated
 from shared.system.topology import TOPOLOGY
 from shared.testing import HandlerHarness, RecordingSink
-from shared.tools.cli import main
+from shared.tools.cli import build_parser, main
 
 FUZZ = settings(
     max_examples=200,
@@ -609,7 +612,13 @@ def test_sensitive_values_in_invalid_data_reach_no_reason_error_or_log(
     assert leaks(caplog) == []
 
 
-# --- the CLI, on the paths that end before any I/O --------------------------------------------
+# --- the CLI: every command, with Pub/Sub down ------------------------------------------------
+#
+# Every command of the parser is fuzzed (new ones are picked up from it), in process, in a project
+# of its own under a temporary folder, with the emulators' variables pointing at a port where
+# nothing listens: a command that talks to Pub/Sub must then fail within seconds with a sentence,
+# so even valid arguments end quickly. PUBSUB_KIT_DEBUG is set, so the last-resort handler (an
+# exception no command anticipated) would print a traceback, and fail the property.
 
 TOPOLOGY_SPECS = [
     "shared.system.topology:TOPOLOGY",
@@ -617,26 +626,70 @@ TOPOLOGY_SPECS = [
     "shared.system.events:PostLiked",
     "no_such_module_for_fuzzing:TOPOLOGY",
     "shared.system.topology",
+    ".system.topology:TOPOLOGY",
     ":TOPOLOGY",
     "",
 ]
 json_texts = json_values.map(json.dumps) | adversarial_json.map(
     lambda b: b.decode("utf-8", "replace")
 )
-numbers = st.integers(-(10**6), 10**6).map(str) | st.sampled_from(["-0", "1e3", "nan", "", "x"])
+numbers = st.integers(-(10**6), 10**6).map(str) | st.sampled_from(
+    ["-0", "0", "-5", "1e3", "nan", "inf", "-inf", "", "x", "1.5", "8090", "65536"]
+)
 tokens = texts.filter(lambda t: not t.startswith("-")) | numbers
+# Commands that start or change things outside the folder they are given, fuzzed only where
+# they are safe: `emulator start|stop` would run real emulators; `new consumer` edits the
+# topology's module (here, the checkout's).
+UNSAFE = {("emulator", "start"), ("emulator", "stop"), ("new", "consumer")}
+MAX_SECONDS = 30  # per example; a command that hangs fails the property instead of the run
+
+
+def _leaves(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subcommands:
+        yield path, parser
+    for action in subcommands:
+        for name, sub in action.choices.items():
+            yield from _leaves(sub, (*path, name))
+
+
+PARSER = build_parser()
+GLOBAL_OPTIONS = [a for a in PARSER._actions if a.option_strings and a.dest != "help"]
+LEAVES = {path: sub for path, sub in _leaves(PARSER) if path[:2] not in UNSAFE}
+
+
+def values(folder: Path, action: argparse.Action) -> st.SearchStrategy[str]:
+    """A value for ``action``: one of its choices now and then, else anything."""
+    paths = st.sampled_from(["out.json", "dir", "file", "file/under", "", "project"]).map(
+        lambda name: str(folder / name)
+    )
+    anything = tokens | json_texts | paths
+    if action.choices:
+        return st.sampled_from(sorted(map(str, action.choices))) | anything
+    return anything
 
 
 @st.composite
-def argvs(draw: st.DrawFn, folder: Path) -> list[str]:
-    """Arguments for publish, dlq, topology and schema, on the paths that end before I/O."""
-    argv: list[str] = []
-    if draw(st.booleans()):
-        argv += ["--topology", draw(st.sampled_from(TOPOLOGY_SPECS))]
-    command = draw(st.sampled_from(sorted(COMMANDS)))
-    argv += COMMANDS[command](draw, folder)
-    extra = st.sampled_from(["--bogus", "--max", "--check", "-x", "--", "--project"]) | tokens
-    return argv + draw(st.lists(extra, max_size=2))
+def command_args(draw: st.DrawFn, folder: Path) -> list[str]:
+    """A command of the parser with its positionals and some of its options, mostly nonsense."""
+    path = draw(st.sampled_from(sorted(LEAVES)))
+    parser = LEAVES[path]
+    argv = list(path)
+    for action in parser._actions:
+        if action.option_strings or action.dest == "help":
+            continue
+        if path[:2] == ("new", "project"):  # DIR: only under the folder, never the checkout
+            argv.append(str(folder / "new" / draw(st.text("abc-_.", min_size=1, max_size=8))))
+        elif draw(st.integers(0, 9)):  # leave a positional out now and then
+            argv.append(draw(values(folder, action)))
+    options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    for action in draw(st.lists(st.sampled_from(options), max_size=4)) if options else []:
+        argv.append(draw(st.sampled_from(action.option_strings)))
+        if action.nargs != 0:
+            argv.append(draw(values(folder, action)))
+    return argv
 
 
 def publish_args(draw: st.DrawFn, folder: Path) -> list[str]:
@@ -648,11 +701,10 @@ def publish_args(draw: st.DrawFn, folder: Path) -> list[str]:
 
 
 def dlq_args(draw: st.DrawFn, folder: Path) -> list[str]:
-    # Without a project the command stops at the missing project, before any client.
     subscription = draw(st.sampled_from(sorted(TOPOLOGY.subscriptions)) | tokens)
-    argv = ["dlq", draw(st.sampled_from(["inspect", "replay"])), subscription]
+    argv = ["dlq", draw(st.sampled_from(["inspect", "replay", "list", "purge"])), subscription]
     if draw(st.booleans()):
-        argv += ["--max", draw(numbers)]
+        argv += [draw(st.sampled_from(["--max", "--limit"])), draw(numbers)]
     return argv
 
 
@@ -661,53 +713,108 @@ def topology_args(draw: st.DrawFn, folder: Path) -> list[str]:
     if draw(st.booleans()):
         argv.append("--terraform")
     if draw(st.booleans()):
-        argv += ["--output", str(folder / draw(st.sampled_from(["out.json", "dir", ""])))]
+        name = draw(st.sampled_from(["out.json", "dir", "", "file", "file/under"]))
+        argv += ["--output", str(folder / name)]
     if draw(st.booleans()):
         argv.append("--check")
     return argv
 
 
 def schema_args(draw: st.DrawFn, folder: Path) -> list[str]:
-    argv = ["schema", "--output-dir", str(folder / draw(st.sampled_from(["c", "dir"])))]
+    name = draw(st.sampled_from(["c", "dir", "file", "file/under"]))
+    argv = ["schema", "--output-dir", str(folder / name)]
     if draw(st.booleans()):
         argv.append("--check")
     return argv
 
 
+def numbers_args(draw: st.DrawFn, folder: Path) -> list[str]:
+    """Every numeric option of dev and demo, given numbers of every kind."""
+    command = draw(st.sampled_from(["dev", "demo"]))
+    options = ["--port-base"] + (["--timeout"] if command == "demo" else [])
+    argv = [command]
+    for option in draw(st.lists(st.sampled_from(options), min_size=1, max_size=2)):
+        argv += [option, draw(numbers)]
+    return argv
+
+
+# Arguments written for a command's meaning, beside the ones drawn from the parser for all.
 COMMANDS: dict[str, Callable[[st.DrawFn, Path], list[str]]] = {
     "publish": publish_args,
     "dlq": dlq_args,
     "topology": topology_args,
     "schema": schema_args,
+    "dev/demo numbers": numbers_args,
 }
+
+
+@st.composite
+def argvs(draw: st.DrawFn, folder: Path) -> list[str]:
+    argv: list[str] = []
+    # A global option in one example of three, so that most reach their command.
+    for option in draw(st.lists(st.sampled_from(GLOBAL_OPTIONS), max_size=2)) * (
+        draw(st.integers(0, 2)) == 0
+    ):
+        argv.append(option.option_strings[-1])
+        if option.dest == "topology":
+            argv.append(draw(st.sampled_from(TOPOLOGY_SPECS)))
+        else:
+            folders = st.sampled_from(["project", "project", "dir", "file", "nowhere"])
+            argv.append(draw(folders.map(lambda name: str(folder / name)) | tokens))
+    if draw(st.booleans()):
+        argv += draw(command_args(folder))
+    else:
+        argv += COMMANDS[draw(st.sampled_from(sorted(COMMANDS)))](draw, folder)
+    extra = st.sampled_from(["--bogus", "--max", "--check", "-x", "--", "--project"]) | tokens
+    return argv + draw(st.lists(extra, max_size=2))
 
 
 @pytest.fixture(scope="module")
 def cli_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder with a project of its own (``project/``), a folder and a file, as the working
+    directory; the environment of a machine whose emulators are down and has no project set."""
     folder = tmp_path_factory.mktemp("cli")
     (folder / "dir").mkdir()
+    (folder / "file").write_text("a file, not a folder\n")
+    project = folder / "project"
+    (project / "functions").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[tool.pubsub-kit]\ntopology = "shared.system.topology:TOPOLOGY"\n'
+    )
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        down = f"127.0.0.1:{sock.getsockname()[1]}"
     with pytest.MonkeyPatch.context() as env:
-        for name in ("PUBSUB_PROJECT_ID", "GOOGLE_CLOUD_PROJECT", "PUBSUB_EMULATOR_HOST"):
+        env.chdir(folder)  # a relative path drawn (`--output-dir 1`) is written here
+        for name in ("PUBSUB_PROJECT_ID", "GOOGLE_CLOUD_PROJECT", "GCP_PROJECT", "K_SERVICE"):
             env.delenv(name, raising=False)
         env.delenv("PUBSUB_KIT_TOPOLOGY", raising=False)
+        env.setenv("PUBSUB_EMULATOR_HOST", down)
+        env.setenv("FIRESTORE_EMULATOR_HOST", down)
+        env.setenv("PUBSUB_KIT_ROOT", str(project))
+        env.setenv("PUBSUB_KIT_STORE", f"sqlite:///{folder / 'state.db'}")
+        env.setenv("EMULATOR_STATE_DIR", str(folder / "emulator"))
+        env.setenv("PUBSUB_KIT_DEBUG", "1")  # the last resort prints a traceback: a failure
+        env.setenv("NO_GCE_CHECK", "True")
         yield folder
 
 
 @FUZZ
 @given(data=st.data())
 def test_the_cli_returns_a_status_or_exits_2_with_a_message(cli_folder, data, capsys) -> None:
+    """Any arguments to any command: a status (with a sentence when it is not 0), or argparse's
+    exit 2 with a message; never a traceback, never a hang."""
     argv = data.draw(argvs(cli_folder))
-    if _would_publish(argv) or _would_touch_pubsub(argv):
-        return
     capsys.readouterr()
     status = run_cli(argv)
-    if isinstance(status, SystemExit):  # argparse refused the arguments, and said why
-        assert status.code == 2, argv
-        assert "error:" in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert "Traceback (most recent call last)" not in out.err, (argv, out.err)
+    if isinstance(status, SystemExit):  # argparse refused the arguments and said why, or --help
+        assert status.code in (0, 2), argv
+        assert "error:" in out.err if status.code == 2 else "usage:" in out.out, argv
         return
-    assert isinstance(status, int) and status in (0, 1), (argv, status)
-    if status == 1:  # and it says why
-        out = capsys.readouterr()
+    assert isinstance(status, int) and 0 <= status < 256, (argv, status)
+    if status != 0:  # and it says why
         assert (out.err + out.out).strip(), argv
 
 
@@ -716,24 +823,38 @@ def test_the_cli_says_why_when_the_export_output_is_a_folder(cli_folder, check, 
     """Found by the property above; kept so that every run tries it."""
     argv = ["topology", "export", "--terraform", "--output", str(cli_folder / "dir"), *check]
     assert run_cli(argv) == 1
-    assert "dir" in capsys.readouterr().err
+    assert "dir is a folder" in capsys.readouterr().err
+
+
+def test_every_command_of_the_parser_is_fuzzed() -> None:
+    """A new command is fuzzed as soon as it is in the parser, unless it is listed as unsafe."""
+    fuzzed = {path[0] for path in LEAVES}
+    commands = {path[0] for path, _ in _leaves(PARSER)}
+    assert fuzzed == commands, commands - fuzzed
+    for command in ("tail", "audit", "dlq", "publish", "emulator", "new", "provision", "dev"):
+        if command in commands:
+            assert command in fuzzed
+
+
+class _Hung(BaseException):
+    """Raised in a command that outlived MAX_SECONDS; not an Exception, so main() lets it out."""
 
 
 def run_cli(argv: list[str]) -> int | SystemExit:
+    """``main(argv)``, with the environment as it was afterwards and a bound on its time."""
+
+    def hung(signum: int, frame: object) -> None:
+        raise _Hung(f"pubsub-kit {' '.join(argv)} ran for more than {MAX_SECONDS} s")
+
+    saved = dict(os.environ)
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(MAX_SECONDS)
     try:
         return main(argv)
     except SystemExit as exc:
         return exc
-
-
-def _would_publish(argv: list[str]) -> bool:
-    """Whether ``publish`` got a registered type and data that fits it: that would publish."""
-    with contextlib.suppress(ValueError, LookupError):
-        i = argv.index("publish")
-        TOPOLOGY.registry.parse(argv[i + 1], argv[i + 2])
-        return True
-    return False
-
-
-def _would_touch_pubsub(argv: list[str]) -> bool:
-    return "--project" in argv  # dlq with a project opens a client: not a parse-time path
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        os.environ.clear()
+        os.environ.update(saved)

@@ -18,7 +18,15 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-MODULES: list[str] = []
+MODULES: list[str] = [
+    "audit",
+    "status",
+    "tail",
+    "dlq",
+    "publish",
+    "emulator",
+    "new",
+]
 
 
 def load() -> dict[str, ModuleType]:
