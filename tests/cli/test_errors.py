@@ -319,7 +319,7 @@ def test_counts_below_one_or_not_whole_are_refused_by_every_command_taking_one(
 SLOW_TOPOLOGY = """\
 import pathlib, time
 pathlib.Path({marker!r}).write_text("importing")
-time.sleep(60)
+time.sleep(60)  # the import is held here until the test's signal interrupts it
 """
 
 
@@ -337,7 +337,7 @@ def test_interrupted_anywhere_it_exits_130_quietly(tmp_path: Path, sig: int) -> 
     )
     deadline = time.monotonic() + 30
     while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.05)  # poll interval; bounded by the deadline
     process.send_signal(sig)
     _, err = process.communicate(timeout=30)
     assert (process.returncode, err) == (130, "")
