@@ -319,7 +319,7 @@ def test_counts_below_one_or_not_whole_are_refused_by_every_command_taking_one(
 SLOW_TOPOLOGY = """\
 import pathlib, time
 pathlib.Path({marker!r}).write_text("importing")
-time.sleep(60)  # the import is held here until the test's signal interrupts it
+time.sleep(60)  # held until the test interrupts it (its deadline is 30 s)
 """
 
 
