@@ -39,7 +39,7 @@ def project_id(explicit: str | None = None) -> str:
     project = explicit or find_project_id()
     if not project:
         raise ConfigurationError(
-            'no project id: set PUBSUB_PROJECT_ID (locally: eval "$(./emulator.sh env)") '
+            'no project id: set PUBSUB_PROJECT_ID (locally: eval "$(pubsub-kit emulator env)") '
             "or GOOGLE_CLOUD_PROJECT"
         )
     return project

@@ -305,6 +305,6 @@ def _require_credentials() -> None:
     except DefaultCredentialsError:
         raise ToolkitError(
             "no Firestore to read: FIRESTORE_EMULATOR_HOST is not set and there are no Google "
-            'credentials; point at the emulator (eval "$(./emulator.sh env)") or log in to GCP '
-            "(gcloud auth application-default login)"
+            'credentials; point at the emulator (eval "$(pubsub-kit emulator env)") or log in '
+            "to GCP (gcloud auth application-default login)"
         ) from None
