@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -69,3 +70,25 @@ def pubsub_kit() -> PubsubKit:
         return Ran(done.returncode, done.stdout, done.stderr)
 
     return run
+
+
+def closed_port() -> str:
+    """``127.0.0.1:PORT`` where nothing listens: an emulator that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def no_credentials(tmp_path: Path) -> dict[str, str | None]:
+    """A machine with no emulator and no Google credentials: no ADC file under an empty HOME."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {
+        "PUBSUB_EMULATOR_HOST": None,
+        "FIRESTORE_EMULATOR_HOST": None,
+        "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "nowhere.json"),
+        "HOME": str(home),
+        "CLOUDSDK_CONFIG": str(home / ".config" / "gcloud"),
+        "NO_GCE_CHECK": "True",  # google-auth: do not probe a metadata server
+        "PUBSUB_PROJECT_ID": "some-project",
+    }

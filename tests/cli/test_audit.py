@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,7 @@ from shared.stores.base import AuditEntry
 from shared.stores.sqlite import SqliteStore
 from shared.system.events import FieldChange, UserUpdated
 from shared.system.topology import TOPOLOGY
-from tests.cli.conftest import PubsubKit
+from tests.cli.conftest import PubsubKit, closed_port, no_credentials
 from tests.conftest import wait_until
 
 CANARY = "canary-91be@example.com"  # a sensitive value: must never be printed
@@ -327,9 +326,7 @@ def test_firestore_on_the_emulator_answers_the_same_query(
 
 
 def test_firestore_emulator_down_fails_within_seconds(pubsub_kit: PubsubKit) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        host = f"127.0.0.1:{sock.getsockname()[1]}"
+    host = closed_port()
     started = time.monotonic()
     ran = pubsub_kit(
         "audit", "--store", "firestore", "--project", "p-1", env={"FIRESTORE_EMULATOR_HOST": host}
@@ -345,8 +342,6 @@ def test_firestore_emulator_down_fails_within_seconds(pubsub_kit: PubsubKit) -> 
 def test_firestore_without_emulator_or_credentials_says_how_to_get_either(
     pubsub_kit: PubsubKit, tmp_path: Path
 ) -> None:
-    from tests.cli.test_tail import no_credentials
-
     ran = pubsub_kit("audit", "--store", "firestore", env=no_credentials(tmp_path), timeout=60)
     assert ran.status == 1
     assert "FIRESTORE_EMULATOR_HOST is not set and there are no Google credentials" in ran.error

@@ -7,7 +7,6 @@ import os
 import pty
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -24,7 +23,7 @@ from shared.system.topology import TOPOLOGY
 from shared.tools import dlq
 from shared.tools.commands.publish import SOURCE as PUBLISH_SOURCE
 from shared.tools.provision import provision
-from tests.cli.conftest import CONSOLE_SCRIPT
+from tests.cli.conftest import CONSOLE_SCRIPT, closed_port, no_credentials
 from tests.conftest import REPO, wait_until
 from tests.failure._support import FunctionOutput
 
@@ -68,12 +67,6 @@ def dead_letter(
 
 def json_lines(text: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- argument types ------------------------------------------------------------------------------
@@ -429,7 +422,7 @@ def test_an_unprovisioned_project_is_one_sentence(pubsub_kit, pubsub_emulator, a
     "args", [["list"], ["inspect", SUB], ["replay", SUB], ["purge", SUB, "--yes"]]
 )
 def test_no_emulator_fails_within_seconds_saying_what_to_start(pubsub_kit, args) -> None:
-    host = f"127.0.0.1:{closed_port()}"
+    host = closed_port()
     started = time.monotonic()
     ran = pubsub_kit("dlq", *args, env={"PUBSUB_EMULATOR_HOST": host, "PUBSUB_PROJECT_ID": "p"})
     assert time.monotonic() - started < UNREACHABLE_ANSWER
@@ -445,12 +438,7 @@ def test_no_credentials_says_how_to_point_at_the_emulator_or_log_in(
     ran = pubsub_kit(
         "dlq",
         *args,
-        env={
-            "PUBSUB_EMULATOR_HOST": None,
-            "PUBSUB_PROJECT_ID": "p",
-            "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "nowhere.json"),
-            "HOME": str(tmp_path),
-        },
+        env=no_credentials(tmp_path),
     )
     assert ran.status == 1
     assert "no Pub/Sub to talk to" in ran.error

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from shared.tools.cli import DEBUG_VARIABLE, build_parser, dev_store_url
-from tests.cli.conftest import CONSOLE_SCRIPT, PubsubKit, Ran
+from tests.cli.conftest import CONSOLE_SCRIPT, PubsubKit, Ran, closed_port
 from tests.conftest import REPO
 
 FAST = 15.0  # seconds: "within seconds", with room for a slow CI machine
@@ -37,13 +37,10 @@ def _no_credentials(tmp_path: Path) -> dict[str, str | None]:
     return {**NO_PUBSUB, "CLOUDSDK_CONFIG": str(tmp_path / "gcloud")}
 
 
-@pytest.fixture
-def closed_port() -> str:
+@pytest.fixture(name="closed_port")
+def closed_port_fixture() -> str:
     """``127.0.0.1:PORT`` where nothing listens: an emulator that is down."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"127.0.0.1:{port}"
+    return closed_port()
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import pytest
 
 from shared.system.topology import TOPOLOGY
 from shared.tools.provision import provision
+from tests.cli.conftest import closed_port, no_credentials
 
 AUDIT = "post-liked--audit_log"  # receives every like
 SECRET = "secret-value@example.com"
@@ -19,12 +19,6 @@ UNREACHABLE_ANSWER = 10.0  # seconds: the reachability check gives up after 3
 def like(post_id: str = "p1") -> str:
     data = {"post_id": post_id, "liker_id": "u1", "author_id": "u2"}
     return json.dumps({**data, "liked_at": "2026-01-01T00:00:00Z"})
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.emulator
@@ -199,7 +193,7 @@ def test_an_unprovisioned_project_is_one_sentence(pubsub_kit, pubsub_emulator) -
 
 
 def test_no_emulator_fails_within_seconds_saying_what_to_start(pubsub_kit) -> None:
-    host = f"127.0.0.1:{closed_port()}"
+    host = closed_port()
     started = time.monotonic()
     env = {"PUBSUB_EMULATOR_HOST": host, "PUBSUB_PROJECT_ID": "p"}
     ran = pubsub_kit("publish", "post.liked.v1", like(), env=env)
@@ -213,12 +207,7 @@ def test_no_credentials_says_how_to_point_at_the_emulator_or_log_in(pubsub_kit, 
         "publish",
         "post.liked.v1",
         like(),
-        env={
-            "PUBSUB_EMULATOR_HOST": None,
-            "PUBSUB_PROJECT_ID": "p",
-            "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "nowhere.json"),
-            "HOME": str(tmp_path),
-        },
+        env=no_credentials(tmp_path),
     )
     assert ran.status == 1
     assert "no Pub/Sub to talk to" in ran.error

@@ -4,7 +4,6 @@ the Cloud Monitoring reading and the runtime's status file on their own."""
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,8 +20,8 @@ from shared.tools import local_status
 from shared.tools.commands import status
 from shared.tools.commands._pubsub import Backlog
 from shared.tools.provision import provision
-from tests.cli.conftest import PubsubKit
-from tests.cli.test_tail import dead_letter, like, no_credentials, publish_raw
+from tests.cli.conftest import PubsubKit, closed_port, no_credentials
+from tests.cli.test_tail import dead_letter, like, publish_raw
 from tests.conftest import wait_until
 
 FAST = 15.0  # seconds
@@ -205,9 +204,7 @@ def test_bad_arguments_are_refused_with_what_was_expected(
 def test_without_the_emulator_it_fails_within_seconds_saying_what_to_start(
     pubsub_kit: PubsubKit,
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        host = f"127.0.0.1:{sock.getsockname()[1]}"
+    host = closed_port()
     started = time.monotonic()
     ran = pubsub_kit(
         "status", env={"PUBSUB_EMULATOR_HOST": host, "PUBSUB_PROJECT_ID": "p-1"}, timeout=60

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -23,7 +22,7 @@ from shared.runtime import PubSubDeadLetterSink
 from shared.system.events import FieldChange, PostLiked, PostLikedV2, UserUpdated
 from shared.system.topology import TOPOLOGY
 from shared.tools.provision import provision
-from tests.cli.conftest import CONSOLE_SCRIPT, PubsubKit, Ran
+from tests.cli.conftest import CONSOLE_SCRIPT, PubsubKit, Ran, closed_port, no_credentials
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.emulator
@@ -129,12 +128,6 @@ def dead_letter(project: str, event: Event, subscription: str, reason: str) -> s
     consumer = TOPOLOGY.subscription(subscription).consumer.name
     PubSubDeadLetterSink(consumer, project).send(raw, subscription, reason)
     return envelope.id
-
-
-def closed_port() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{sock.getsockname()[1]}"
 
 
 # -- a topic --------------------------------------------------------------------------------------
@@ -348,18 +341,3 @@ def test_without_emulator_or_credentials_it_says_how_to_get_either(
     ran = pubsub_kit("tail", "post-liked", env=no_credentials(tmp_path), timeout=60)
     assert ran.status == 1
     assert "PUBSUB_EMULATOR_HOST is not set and there are no Google credentials" in ran.error
-
-
-def no_credentials(tmp_path: Path) -> dict[str, str | None]:
-    """A machine with no emulator and no Google credentials: no ADC file under an empty HOME."""
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    return {
-        "PUBSUB_EMULATOR_HOST": None,
-        "FIRESTORE_EMULATOR_HOST": None,
-        "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "nowhere.json"),
-        "HOME": str(home),
-        "CLOUDSDK_CONFIG": str(home / ".config" / "gcloud"),
-        "NO_GCE_CHECK": "True",  # google-auth: do not probe a metadata server
-        "PUBSUB_PROJECT_ID": "some-project",
-    }
