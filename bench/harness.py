@@ -145,16 +145,24 @@ class Stopwatch:
 
 
 class Results:
-    """msg/s per (row, side) over rounds; rows keep the order they were first recorded in."""
+    """Per (row, side) over rounds: msg/s (:meth:`record`) or seconds (:meth:`record_time`).
+
+    Rows keep the order they were first recorded in.
+    """
 
     def __init__(self) -> None:
         self.rates: dict[str, dict[str, list[float]]] = {}
+        self.times: dict[str, dict[str, list[float]]] = {}
         self.notes: dict[str, str] = {}
 
     def record(self, row: str, side: str, messages: int, seconds: float) -> float:
         rate = messages / seconds if seconds > 0 else float("inf")
         self.rates.setdefault(row, {}).setdefault(side, []).append(rate)
         return rate
+
+    def record_time(self, row: str, side: str, seconds: float) -> None:
+        """A duration where less is better (a cold start), reported as seconds."""
+        self.times.setdefault(row, {}).setdefault(side, []).append(seconds)
 
     def note(self, row: str, text: str) -> None:
         self.notes[row] = text
@@ -163,6 +171,14 @@ class Results:
         values = self.rates.get(row, {}).get(side)
         return statistics.median(values) if values else None
 
+    def median_time(self, row: str, side: str) -> float | None:
+        values = self.times.get(row, {}).get(side)
+        return statistics.median(values) if values else None
+
     def spread(self, row: str, side: str) -> str:
         values = self.rates.get(row, {}).get(side) or []
         return ", ".join(f"{v:,.0f}" for v in values)
+
+    def spread_time(self, row: str, side: str) -> str:
+        values = self.times.get(row, {}).get(side) or []
+        return ", ".join(f"{v:.3f}" for v in values)

@@ -12,6 +12,7 @@ stops it at the end only if it started it). Every run uses a fresh emulator proj
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -31,7 +32,20 @@ from harness import BenchError, Results  # noqa: E402
 from shared.errors import ConfigurationError  # noqa: E402
 from shared.tools.cli import positive_seconds, whole_number  # noqa: E402
 
-GROUPS = ("publish", "consume", "http")
+GROUPS = ("publish", "consume", "http", "catchup", "replay", "cold")
+
+# --smoke: every group once, with so few messages that the whole run takes about a minute. CI
+# runs it so that the bench cannot rot; its numbers mean nothing.
+SMOKE = {
+    "messages": 60,
+    "http_messages": 30,
+    "rounds": 1,
+    "warmup": 10,
+    "store_claims": 100,
+    "backlog": 60,
+    "dead_letters": 60,
+    "cold_starts": 1,
+}
 
 
 positive_int = whole_number(1)
@@ -85,6 +99,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "consume row; 0 skips that row (default: %(default)s)",
     )
     parser.add_argument(
+        "--backlog",
+        type=positive_int,
+        default=10_000,
+        metavar="N",
+        help="events waiting when delivery resumes, for the catch-up row (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dead-letters",
+        type=positive_int,
+        default=10_000,
+        metavar="N",
+        help="dead letters replayed by the replay row (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--cold-starts",
+        type=positive_int,
+        default=10,
+        metavar="N",
+        help="fresh processes per side for the cold-start rows; the median is reported "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every group once with a few dozen messages (about a minute): checks that the "
+        "bench still runs, as CI does; the numbers mean nothing",
+    )
+    parser.add_argument(
         "--only",
         nargs="+",
         choices=GROUPS,
@@ -113,19 +155,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "bench's own topics and subscriptions in it are deleted at the end",
     )
     args = parser.parse_args(argv)
+    if args.smoke:
+        for name, value in SMOKE.items():
+            setattr(args, name, value)
     if args.http_messages is None:
         args.http_messages = max(1, args.messages // 3)
     return args
 
 
 def print_table(results: Results, rounds: int) -> None:
-    header = ("path", "toolkit msg/s", "raw msg/s", "toolkit/raw")
     rows = []
     for row in results.rates:
         kit, raw = results.median(row, "toolkit"), results.median(row, "raw")
-        if kit is None or raw is None:
-            continue
-        rows.append((row, f"{kit:,.0f}", f"{raw:,.0f}", f"{kit / raw:.2f}"))
+        if kit is not None and raw is not None:
+            rows.append((row, f"{kit:,.0f}", f"{raw:,.0f}", f"{kit / raw:.2f}"))
+    _print_rows(("path", "toolkit msg/s", "raw msg/s", "toolkit/raw"), rows)
+    rows = []
+    for row in results.times:
+        kit, raw = results.median_time(row, "toolkit"), results.median_time(row, "raw")
+        if kit is not None and raw is not None:
+            rows.append((row, f"{kit:.3f}", f"{raw:.3f}", f"{kit / raw:.2f}x"))
+    if rows:  # times: lower is better, so the ratio reads the other way round
+        _print_rows(("time", "toolkit s", "raw s", "toolkit/raw"), rows)
+    print()
+    print(f"Medians of {rounds} round(s). Per round, toolkit | raw:")
+    for row in results.rates:
+        print(f"  {row}: {results.spread(row, 'toolkit')} | {results.spread(row, 'raw')}")
+    for row in results.times:
+        toolkit, raw = results.spread_time(row, "toolkit"), results.spread_time(row, "raw")
+        print(f"  {row}: {toolkit} | {raw}")
+    print()
+    for row in [*results.rates, *results.times]:
+        if row in results.notes:
+            print(f"  {row}:\n      {results.notes[row]}")
+
+
+def _print_rows(header: tuple[str, str, str, str], rows: list[tuple[str, str, str, str]]) -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     # The first column (the path) is left-aligned, the numbers right-aligned.
     line = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
@@ -134,14 +199,6 @@ def print_table(results: Results, rounds: int) -> None:
     print("  ".join("-" * w for w in widths))
     for r in rows:
         print(line.format(*r))
-    print()
-    print(f"msg/s are medians of {rounds} round(s). Per-round msg/s (toolkit | raw):")
-    for row in results.rates:
-        print(f"  {row}: {results.spread(row, 'toolkit')} | {results.spread(row, 'raw')}")
-    print()
-    for row in results.rates:
-        if row in results.notes:
-            print(f"  {row}:\n      {results.notes[row]}")
 
 
 def run_groups(args: argparse.Namespace, project: str, results: Results) -> None:
@@ -168,6 +225,15 @@ def run_groups(args: argparse.Namespace, project: str, results: Results) -> None
 
         print("local HTTP delivery ...", flush=True)
         http_bench.run(project, args.http_messages, args.warmup, args.rounds, args.timeout, results)
+    # The newer groups take the whole command line: each reads the options it needs.
+    for group, title in (
+        ("catchup", "catch-up after an outage"),
+        ("replay", "dead-letter replay"),
+        ("cold", "cold start"),
+    ):
+        if group in args.only:
+            print(f"{title} ...", flush=True)
+            importlib.import_module(f"{group}_bench").run(args, project, results)
 
 
 def _load() -> str:
