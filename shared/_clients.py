@@ -32,6 +32,9 @@ class Lazy(Generic[T]):
 
     def get(self) -> T:
         """The client of this process, created now if needed."""
+        value = self._value
+        if value is not None and self._pid == os.getpid():
+            return value  # the common case takes no lock: it is on every publish
         with self._lock:
             if self._value is None or self._pid != os.getpid():
                 self._value = self._make()

@@ -75,13 +75,16 @@ class PublishError(ToolkitError):
     Attributes:
         topic: the topic name.
         event_id: the event's ``ce-id``.
+        reason: why, in a sentence.
+        cause: the client library's exception, when there was one.
     """
 
     def __init__(self, topic: str, event_id: str, cause: BaseException | str) -> None:
         self.topic = topic
         self.event_id = event_id
-        reason = cause if isinstance(cause, str) else str(cause) or type(cause).__name__
-        super().__init__(f"publishing event {event_id} to topic {topic!r} failed: {reason}")
+        self.cause = None if isinstance(cause, str) else cause
+        self.reason = cause if isinstance(cause, str) else str(cause) or type(cause).__name__
+        super().__init__(f"publishing event {event_id} to topic {topic!r} failed: {self.reason}")
 
 
 class ConfigurationError(ToolkitError, RuntimeError):

@@ -4,9 +4,11 @@
     publisher.publish(PostLiked(post_id="p1", liker_id="u1", author_id="u2", liked_at=now))
     publisher.publish_all(events)          # waits until every one is accepted
 
-``publish`` returns a future of the message id. Messages are batched by the client library;
-a process that returns without waiting still delivers everything it published, because the
-publisher flushes at interpreter exit (the library alone drops its last batch).
+``publish`` returns a future of the message id. Messages are batched (``PublisherSettings``)
+and sent with the client library's Publish call; messages with an ordering key go through the
+library's own ordered publishing. A process that returns without waiting still delivers
+everything it published, because the publisher flushes at interpreter exit (the library alone
+drops its last batch).
 
 Inside a handler, published events inherit the handled event's correlation id and continue its
 trace, so a chain of events can be followed across services.
@@ -16,15 +18,17 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
-import contextlib
+import os
 import threading
 import weakref
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from time import monotonic, sleep
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared import config, telemetry, wire
+from shared._batching import Batcher
 from shared._clients import Lazy
 from shared.errors import PublishError, ToolkitError
 from shared.events import Event
@@ -32,12 +36,13 @@ from shared.observability import TraceContext, current_context
 from shared.topology import Topology
 
 if TYPE_CHECKING:  # the client costs ~0.4 s to import; consumers that never publish skip it
+    from google.api_core.retry import Retry
     from google.cloud.pubsub_v1 import PublisherClient
     from opentelemetry.trace import Span
 
 
 class PublisherSettings(NamedTuple):
-    """Batching and timeouts, mapped onto the library's own ``BatchSettings``."""
+    """Batching and timeouts; the same meaning as the library's own ``BatchSettings``."""
 
     max_messages: int = 100  # per batch
     max_bytes: int = 1_000_000  # per batch, 1 MB
@@ -56,19 +61,38 @@ class PublishFuture(concurrent.futures.Future[str]):
     retrying an unreachable Pub/Sub for up to 10 minutes.
     """
 
-    def __init__(self, topic: str, event_id: str, deadline: float) -> None:
+    def __init__(
+        self, topic: str, event_id: str, deadline: float, span: Span | None = None
+    ) -> None:
         super().__init__()
         self.topic = topic
         self.event_id = event_id
         self.deadline = deadline  # monotonic() by which it is settled, one way or another
+        self._span = span  # the producer span, ended with the outcome
 
     def settle(self, result: str | None = None, error: BaseException | None = None) -> None:
-        """Set the outcome unless it is set already (by the deadline, or the library)."""
-        with contextlib.suppress(concurrent.futures.InvalidStateError):
+        """Set the outcome unless it is set already (by the deadline, or by Pub/Sub)."""
+        try:
             if error is None:
                 self.set_result(result or "")
             else:
                 self.set_exception(error)
+        except concurrent.futures.InvalidStateError:
+            return
+        if self._span is not None:
+            _end_span(self._span, result, error)
+
+
+class _Sender(NamedTuple):
+    """What sends unordered messages in one process: the library client and our batches."""
+
+    client: PublisherClient
+    batcher: Batcher
+    message: type[Any]  # the plain protobuf PubsubMessage
+
+    def close(self) -> None:
+        self.batcher.close()
+        _close_client(self.client)
 
 
 class Publisher:
@@ -96,9 +120,16 @@ class Publisher:
         self.settings = settings
         self._project = project
         self._source = source or config.event_source()  # read once: it does not change
-        self._client: Lazy[PublisherClient] = Lazy(self._make_client, _close_client)
+        # Unordered messages are batched here and sent with the library's Publish call (see
+        # shared/_batching.py for why); messages with an ordering key go through the library's
+        # own client with ordering, made for the first message that has a key.
+        self._sender: Lazy[_Sender] = Lazy(self._make_sender, _Sender.close)
+        self._ordered: Lazy[PublisherClient] = Lazy(self._make_ordered_client, _close_client)
+        self._paths: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._pending: set[PublishFuture] = set()
+        # Unsettled publishes in the order they were made, which is also the order of their
+        # deadlines: the watcher looks at the oldest only, whatever the number in flight.
+        self._pending: deque[PublishFuture] = deque()
         self._watching = False  # a thread fails what outlives its deadline
 
     @property
@@ -110,9 +141,9 @@ class Publisher:
     @property
     def client(self) -> PublisherClient:
         """The library client, created on first use and again in a forked child."""
-        return self._client.get()
+        return self._sender.get().client
 
-    def _make_client(self) -> PublisherClient:
+    def _make_client(self, ordered: bool) -> PublisherClient:
         from google.cloud import pubsub_v1
 
         batch = pubsub_v1.types.BatchSettings(
@@ -120,15 +151,57 @@ class Publisher:
             max_bytes=self.settings.max_bytes,
             max_latency=self.settings.max_latency,
         )
-        options = pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+        options = pubsub_v1.types.PublisherOptions(enable_message_ordering=ordered)
         client = pubsub_v1.PublisherClient(batch, publisher_options=options)
-        with self._lock:
-            self._pending = set()  # a forked child inherits none of its parent's messages
         _flush_at_exit(self)
         return client
 
+    def _make_ordered_client(self) -> PublisherClient:
+        return self._make_client(ordered=True)
+
+    def _make_sender(self) -> _Sender:
+        from google.pubsub_v1 import types
+        from google.pubsub_v1.services.publisher.client import PublisherClient as Generated
+
+        client = self._make_client(ordered=False)
+        retry = _publish_retry(self.settings.timeout)
+        timeout = self.settings.timeout
+        request_type = types.PublishRequest.pb()
+
+        def send(topic: str, messages: list[Any]) -> Sequence[str]:
+            request = types.PublishRequest.wrap(request_type(topic=topic, messages=messages))
+            # The generated method: the library's channel and credentials, our batches.
+            response = Generated.publish(client, request=request, retry=retry, timeout=timeout)
+            return list(response.message_ids)
+
+        batcher = Batcher(
+            send,
+            self._failure,
+            max_messages=self.settings.max_messages,
+            max_bytes=self.settings.max_bytes,
+            max_latency=self.settings.max_latency,
+        )
+        return _Sender(client, batcher, types.PubsubMessage.pb())
+
+    def _failure(self, future: Any, error: BaseException) -> PublishError:
+        from google.api_core import exceptions
+
+        if isinstance(error, exceptions.RetryError | exceptions.DeadlineExceeded):
+            return PublishError(future.topic, future.event_id, self._late())
+        return PublishError(future.topic, future.event_id, error)
+
+    def _late(self) -> str:
+        return (
+            f"not accepted within {self.settings.timeout:g} s; is Pub/Sub (or "
+            "PUBSUB_EMULATOR_HOST) reachable? It may still arrive: publishing again "
+            "with the same event_id is safe, consumers drop the duplicate"
+        )
+
     def topic_path(self, topic: str) -> str:
-        return f"projects/{self.project}/topics/{topic}"
+        path = self._paths.get(topic)
+        if path is None:
+            path = self._paths[topic] = f"projects/{self.project}/topics/{topic}"
+        return path
 
     def publish(
         self,
@@ -165,44 +238,66 @@ class Publisher:
         try:
             data, attributes, envelope = self._prepare(event, correlation_id, event_id, time, span)
             path = self.topic_path(topic)
-            inner = self.client.publish(path, data, ordering_key=ordering_key or "", **attributes)
+            if ordering_key:
+                return self._publish_ordered(
+                    topic, path, data, attributes, envelope, ordering_key, span
+                )
+            sender = self._sender.get()
+            message = sender.message(data=data, attributes=attributes)
         except BaseException as exc:
             _end_span(span, None, exc)
             raise
-        outer = PublishFuture(topic, envelope.id, monotonic() + self.settings.timeout)
+        future = PublishFuture(topic, envelope.id, monotonic() + self.settings.timeout, span)
+        self._track(future)
+        sender.batcher.add(path, message, future)
+        return future
+
+    def _publish_ordered(
+        self,
+        topic: str,
+        path: str,
+        data: bytes,
+        attributes: dict[str, str],
+        envelope: wire.Envelope,
+        ordering_key: str,
+        span: Span | None,
+    ) -> PublishFuture:
+        client = self._ordered.get()
+        inner = client.publish(path, data, ordering_key, **attributes)
+        outer = PublishFuture(topic, envelope.id, monotonic() + self.settings.timeout, span)
+        self._track(outer)
+
+        def settle(done: Any) -> None:
+            try:
+                message_id = done.result()
+            except BaseException as exc:  # noqa: BLE001 - surfaced through the future
+                # The library pauses a key after a failure; later publishes on it would all
+                # fail until resumed. The caller sees this failure and may retry in order.
+                client.resume_publish(path, ordering_key)
+                outer.settle(error=PublishError(topic, envelope.id, exc))
+            else:
+                outer.settle(message_id)
+
+        inner.add_done_callback(settle)
+        return outer
+
+    def _track(self, future: PublishFuture) -> None:
+        """Keep ``future`` for flush() and the deadline watcher."""
         with self._lock:
-            self._pending.add(outer)
+            self._pending.append(future)
             if not self._watching:
                 self._watching = True
                 threading.Thread(
                     target=_watch_deadlines, args=(weakref.ref(self),), daemon=True
                 ).start()
 
-        def settle(done: Any) -> None:
-            try:
-                message_id = done.result()
-                _end_span(span, message_id, None)
-                outer.settle(message_id)
-            except BaseException as exc:  # noqa: BLE001 - surfaced through the future
-                _end_span(span, None, exc)
-                if ordering_key:
-                    # The library pauses a key after a failure; later publishes on it would all
-                    # fail until resumed. The caller sees this failure and may retry in order.
-                    self.client.resume_publish(path, ordering_key)
-                outer.settle(error=PublishError(topic, envelope.id, exc))
-            finally:
-                with self._lock:
-                    self._pending.discard(outer)
-
-        inner.add_done_callback(settle)
-        return outer
-
     def publish_all(self, events: Iterable[Event], *, ordering_key: str | None = None) -> list[str]:
         """Publish every event and wait for all of them; returns their message ids in order.
 
         Raises:
-            PublishError: the first failure, after every publish has settled, or the messages
-                that were not accepted within ``settings.timeout``.
+            PublishError: once every publish has settled, the failure (or how many failed and
+                the first one's reason); or how many were not accepted within
+                ``settings.timeout``.
         """
         futures = [self.publish(e, ordering_key=ordering_key) for e in events]
         concurrent.futures.wait(futures, timeout=self.settings.timeout)
@@ -214,16 +309,29 @@ class Publisher:
                 f"{len(late)} of {len(futures)} messages were not accepted within "
                 f"{self.settings.timeout:g} s; is Pub/Sub (or PUBSUB_EMULATOR_HOST) reachable?",
             )
+        failed = [error for f in futures if isinstance(error := f.exception(), PublishError)]
+        if len(failed) > 1:
+            first = failed[0]
+            raise PublishError(
+                first.topic,
+                first.event_id,
+                f"{len(failed)} of {len(futures)} messages failed, the first: {first.reason}",
+            )
         return [f.result(timeout=0) for f in futures]
 
     def flush(self, timeout: float | None = None) -> int:
-        """Wait until every message published so far is accepted or failed.
+        """Send what is batched now and wait until every message published so far is accepted
+        or failed.
 
         Returns:
             How many were still outstanding when the timeout ran out (0 when all settled).
         """
+        sender = self._sender.peek()
+        if sender is not None:
+            sender.batcher.send_open()
         with self._lock:
-            pending = list(self._pending)
+            snapshot = list(self._pending)  # one step: the watcher may be taking from it
+        pending = [future for future in snapshot if not future.done()]
         if not pending:
             return 0
         _, not_done = concurrent.futures.wait(pending, timeout=timeout or self.settings.timeout)
@@ -235,10 +343,11 @@ class Publisher:
         Returns:
             How many messages were still outstanding when the flush gave up (0 when none).
         """
-        if self._client.peek() is None:
+        if self._sender.peek() is None and self._ordered.peek() is None:
             return 0
         outstanding = self.flush(timeout or self.settings.flush_timeout)
-        self._client.close()
+        self._sender.close()
+        self._ordered.close()
         return outstanding
 
     def __enter__(self) -> Publisher:
@@ -307,7 +416,8 @@ def _end_span(span: Span | None, message_id: str | None, error: BaseException | 
     if message_id:
         span.set_attribute(telemetry.MESSAGE_ID, message_id)
     if error is not None:
-        telemetry.fail(span, type(error).__name__)
+        cause = error.cause if isinstance(error, PublishError) and error.cause else error
+        telemetry.fail(span, type(cause).__name__)
     span.end()
 
 
@@ -332,32 +442,62 @@ def _flush_at_exit(publisher: Publisher) -> None:
 
 def _flush_all() -> None:
     for publisher in list(_live):
-        if publisher._client.peek() is not None:
+        if publisher._sender.peek() is not None or publisher._ordered.peek() is not None:
             publisher.flush(publisher.settings.flush_timeout)
+
+
+def _forget_parents_messages() -> None:
+    """In a forked child: the parent's messages are the parent's to flush, and its watcher
+    thread does not exist here."""
+    for publisher in list(_live):
+        publisher._lock = threading.Lock()
+        publisher._pending = deque()
+        publisher._watching = False
+
+
+os.register_at_fork(after_in_child=_forget_parents_messages)
 
 
 def _watch_deadlines(ref: weakref.ref[Publisher], interval: float = 0.25) -> None:
     """Fail each publish still unsettled at its deadline; ends when none is pending."""
     while (publisher := ref()) is not None:
+        pending, now = publisher._pending, monotonic()
+        # Oldest first: settled ones leave, the first still within its deadline stops the look.
+        while pending and (pending[0].done() or now >= pending[0].deadline):
+            future = pending.popleft()
+            if not future.done():
+                future.settle(error=PublishError(future.topic, future.event_id, publisher._late()))
         with publisher._lock:
-            pending = [f for f in publisher._pending if not f.done()]
             if not pending:
                 publisher._watching = False
                 return
-        now = monotonic()
-        for future in pending:
-            if now >= future.deadline:
-                future.settle(
-                    error=PublishError(
-                        future.topic,
-                        future.event_id,
-                        f"not accepted within {publisher.settings.timeout:g} s; is Pub/Sub (or "
-                        "PUBSUB_EMULATOR_HOST) reachable? It may still arrive: publishing again "
-                        "with the same event_id is safe, consumers drop the duplicate",
-                    )
-                )
         del publisher  # hold no reference while waiting: an unused publisher can go
         sleep(interval)
+
+
+def _publish_retry(timeout: float) -> Retry:
+    """The library's retry for Publish (same codes and backoff), given up after ``timeout``.
+
+    The library's own deadline is 10 minutes; a publish here settles within ``timeout``.
+    """
+    from google.api_core import exceptions
+    from google.api_core.retry import Retry, if_exception_type
+
+    return Retry(
+        initial=0.1,
+        maximum=60.0,
+        multiplier=4,
+        predicate=if_exception_type(
+            exceptions.Aborted,
+            exceptions.Cancelled,
+            exceptions.DeadlineExceeded,
+            exceptions.InternalServerError,
+            exceptions.ResourceExhausted,
+            exceptions.ServiceUnavailable,
+            exceptions.Unknown,
+        ),
+        timeout=timeout,
+    )
 
 
 def _close_client(client: PublisherClient) -> None:

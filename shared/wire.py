@@ -16,11 +16,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from shared._random import uuid4
 from shared.errors import MalformedMessageError
 from shared.events import Event, EventRegistry
 
@@ -95,7 +95,7 @@ def new_envelope(
     traceparent: str | None = None,
     tracestate: str | None = None,
 ) -> Envelope:
-    event_id = event_id or str(uuid.uuid4())
+    event_id = event_id or uuid4()
     return Envelope(
         id=event_id,
         type=event.event_type,
@@ -120,13 +120,14 @@ def encode(event: Event, envelope: Envelope) -> tuple[bytes, dict[str, str]]:
         ATTR_TIME: _format_time(envelope.time),
         ATTR_CONTENT_TYPE: envelope.datacontenttype,
     }
-    optional = {
-        ATTR_SUBJECT: envelope.subject,
-        ATTR_CORRELATION: envelope.correlation_id,
-        ATTR_TRACEPARENT: envelope.traceparent,
-        ATTR_TRACESTATE: envelope.tracestate,
-    }
-    attributes.update({k: v for k, v in optional.items() if v})
+    if envelope.subject:
+        attributes[ATTR_SUBJECT] = envelope.subject
+    if envelope.correlation_id:
+        attributes[ATTR_CORRELATION] = envelope.correlation_id
+    if envelope.traceparent:
+        attributes[ATTR_TRACEPARENT] = envelope.traceparent
+    if envelope.tracestate:
+        attributes[ATTR_TRACESTATE] = envelope.tracestate
     return data, attributes
 
 

@@ -111,7 +111,7 @@ def test_invalid_input_is_refused_before_any_io(monkeypatch) -> None:
                 dispatched_at=datetime.now(UTC),
             )
         )
-    assert publisher._client.peek() is None  # nothing was connected
+    assert publisher._sender.peek() is None and publisher._ordered.peek() is None  # no I/O
 
 
 def test_a_forked_child_gets_its_own_client(project, pull_all) -> None:
@@ -158,7 +158,7 @@ def test_publish_all_gives_up_with_a_clear_error_when_pubsub_is_unreachable(monk
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
     monkeypatch.setenv("PUBSUB_PROJECT_ID", "nowhere")
     publisher = Publisher(TOPOLOGY, PublisherSettings(timeout=1.0, flush_timeout=0.5))
-    with pytest.raises(PublishError, match=r"3 of 3 messages were not accepted within 1 s") as info:
+    with pytest.raises(PublishError, match=r"3 of 3 messages .*not accepted within 1 s") as info:
         publisher.publish_all([like(i) for i in range(3)])
     assert info.value.topic == "post-liked" and info.value.event_id
 
@@ -180,3 +180,79 @@ def test_a_publish_to_an_unreachable_pubsub_fails_within_the_timeout(monkeypatch
 def test_a_publish_error_without_a_message_names_the_errors_type() -> None:
     error = PublishError("t", "e1", KeyError())
     assert str(error) == "publishing event e1 to topic 't' failed: KeyError"
+
+
+# Batching: unordered messages are batched by the toolkit (shared/_batching.py) and sent with
+# the library's Publish call. A batch goes when it is full, when it is old enough, or on close.
+# max_latency is far beyond every result() timeout below, so a message that arrives proves the
+# batch was sent for being full or closed, not for its age.
+LATE = 600.0
+
+
+def test_a_full_batch_is_sent_without_waiting_for_its_age(project, pull_all) -> None:
+    from shared import PublisherSettings
+
+    check = make_topic(project, "post-liked")
+    publisher = Publisher(TOPOLOGY, PublisherSettings(max_messages=5, max_latency=LATE))
+    futures = [publisher.publish(like(i)) for i in range(10)]  # two full batches
+    ids = [f.result(timeout=30) for f in futures]
+    assert {m.message_id for m in pull_all(project, check, expect=10)} == set(ids)
+
+
+def test_a_batch_is_sent_when_its_bytes_are_reached(project, pull_all) -> None:
+    from shared import PublisherSettings
+
+    check = make_topic(project, "post-liked")
+    # Each message is well over 100 bytes: every one fills a batch on its own.
+    publisher = Publisher(TOPOLOGY, PublisherSettings(max_bytes=100, max_latency=LATE))
+    futures = [publisher.publish(like(i)) for i in range(3)]
+    assert all(f.result(timeout=30) for f in futures)
+    assert len(pull_all(project, check, expect=3)) == 3
+
+
+def test_a_batch_that_is_neither_full_nor_old_goes_on_close(project, pull_all) -> None:
+    from shared import PublisherSettings
+
+    check = make_topic(project, "post-liked")
+    publisher = Publisher(TOPOLOGY, PublisherSettings(max_latency=LATE, flush_timeout=30))
+    future = publisher.publish(like(1))
+    assert not future.done()  # waiting for its batch to fill
+    assert publisher.close() == 0  # nothing left outstanding
+    assert future.result(timeout=0)
+    [message] = pull_all(project, check, expect=1)
+    assert message.message_id == future.result()
+
+
+def test_a_batch_that_is_old_enough_is_sent(project, pull_all) -> None:
+    from shared import PublisherSettings
+
+    check = make_topic(project, "post-liked")
+    publisher = Publisher(TOPOLOGY, PublisherSettings(max_latency=0.05))
+    message_id = publisher.publish(like(1)).result(timeout=30)  # one message, far from full
+    [message] = pull_all(project, check, expect=1)
+    assert message.message_id == message_id
+
+
+def test_ordered_and_unordered_messages_of_one_publisher_all_arrive(project, pull_all) -> None:
+    check = make_topic(project, "post-liked", ordered=True)
+    publisher = Publisher(TOPOLOGY)
+    futures = [
+        publisher.publish(like(i), ordering_key="user-1" if i % 2 else None) for i in range(40)
+    ]
+    ids = [f.result(timeout=30) for f in futures]
+    messages = pull_all(project, check, expect=40)
+    assert {m.message_id for m in messages} == set(ids)
+    keyed = [json.loads(m.data)["post_id"] for m in messages if m.ordering_key == "user-1"]
+    assert keyed == [f"p{i}" for i in range(1, 40, 2)]  # the keyed ones in publish order
+
+
+def test_a_batch_refused_by_pubsub_fails_each_of_its_futures(project) -> None:
+    # Nothing provisioned: Pub/Sub refuses the whole batch (topic not found).
+    publisher = Publisher(TOPOLOGY)
+    futures = [publisher.publish(like(i)) for i in range(3)]
+    for future in futures:
+        with pytest.raises(PublishError, match=r"[Nn]ot ?[Ff]ound") as info:
+            future.result(timeout=30)
+        assert (info.value.topic, info.value.event_id) == ("post-liked", future.event_id)
+    with pytest.raises(PublishError, match=r"3 of 3 messages failed, the first: "):
+        publisher.publish_all([like(i) for i in range(3)])
