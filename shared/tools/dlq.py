@@ -17,16 +17,26 @@ peek), and only on those: what is dead-lettered meanwhile, a replayed event that
 included, waits for the next run. Each dead letter is acked only after its re-publish succeeded,
 so a run that is interrupted loses nothing, and running it again re-publishes what was not
 acked; the consumers drop what they already handled by its ``ce-id``.
+
+A replay keeps what its peek pulled (leased, see :data:`LEASE`, and renewed while it runs)
+instead of handing it back and pulling it again, publishes the selection :data:`PUBLISH_BATCH`
+at a time, and acks in batches, within :data:`ACK_DELAY` of each re-publish being accepted:
+a pull per hundred dead letters, a lease and an ack call per thousand or fewer. Pulling
+everything twice and acking each dead letter on its own made it run at a sixth of the speed of
+a plain pull-publish-ack loop (bench/replay_bench.py). While a replay runs, what it selected is
+leased to it: ``dlq list`` and ``dlq inspect`` elsewhere do not see it, and a second replay
+does not publish it again.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared import config, wire
 from shared._clients import subscriber_client
@@ -37,13 +47,14 @@ from shared.topology import DLQ_SUFFIX, Subscription, Topology
 if TYPE_CHECKING:
     from google.api_core.retry import Retry
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
-    from google.pubsub_v1 import ReceivedMessage
 
 CALL_TIMEOUT = 10.0  # seconds for one call to Pub/Sub, retries included
 EMPTY_WAIT = 2.0  # seconds a pull waits on GCP before a subscription counts as empty
 PUBLISH_TIMEOUT = 30.0  # seconds for Pub/Sub to accept one re-published dead letter
 LEASE = 10  # seconds a replay or purge holds what it pulled: what a killed run leaves hidden
-BATCH = 100  # messages per pull
+BATCH = 100  # messages per pull (the emulator hands out at most 100 per pull anyway)
+PUBLISH_BATCH = 1000  # re-publishes in flight at once; a replay stops after a batch that failed
+ACK_DELAY = 0.1  # seconds an accepted re-publish may wait for its ack, batched with others
 PEEK_LIMIT = 10_000  # dead letters one replay or purge considers; run it again for more
 LIST_LIMIT = 1_000  # dead letters counted per subscription by queues(); more shows as "1000+"
 
@@ -164,7 +175,9 @@ class ReplayReport:
     skipped: int = 0  # found but not selected (filters, --limit)
     replayed: int = 0
     failed: int = 0  # re-publish refused or timed out; they stay dead letters
-    missing: int = 0  # selected, then gone before they could be pulled again (another run?)
+    # Selected, then gone before they could be acted on. A replay keeps what it selected until
+    # it is done, so this stays 0; kept for callers that print it.
+    missing: int = 0
     untried: int = 0  # selected, not tried because the replay stopped at a failure
     error: str | None = None  # why the replay stopped before the end
     more: bool = False  # the peek stopped at PEEK_LIMIT: run it again for the rest
@@ -305,42 +318,93 @@ def replay(
     topic_path = f"projects/{project}/topics/{source.topic.name}"
     with _subscriber(subscriber) as client:
         queue = _Queue(client, project, source, timeout)
-        found, complete = queue.peek(PEEK_LIMIT)
-        now = datetime.now(UTC)
-        chosen = [letter for letter in found if select(letter, now)]
-        if limit is not None:
-            chosen = chosen[:limit]
-        report = ReplayReport(chosen, skipped=len(found) - len(chosen), more=not complete)
-        if dry_run or not chosen:
-            return report
-        interval = 1 / rate if rate else 0.0
-        # Rate-limited, a batch is what can be published in half a lease, so none of it expires.
-        size = max(1, min(BATCH, int(rate * LEASE / 2))) if rate else BATCH
-        with (
-            _publisher(publisher) as push,
-            queue.holding({d.dead_letter_id for d in chosen}) as work,
-        ):
-            for received in work.batches(size):
-                for item, future in _published(push, topic_path, received, interval):
-                    work.keep_alive()
-                    try:
-                        future.result(timeout=PUBLISH_TIMEOUT)
-                    except Exception as exc:  # noqa: BLE001 - counted and reported, never raised
-                        report.failed += 1
-                        report.error = report.error or _publish_failure(source, exc)
-                        work.release(item)
-                    else:
-                        work.ack(item)
-                        report.replayed += 1
-                    if on_progress is not None:
-                        on_progress(report.replayed + report.failed, len(chosen))
-                if report.failed:
-                    break
-            if report.failed:
-                report.untried = len(work.pending)
-            else:
-                report.missing = len(work.pending)
+        if dry_run:
+            found, complete = queue.peek(PEEK_LIMIT)
+            chosen = _choose(found, select, limit)
+            return ReplayReport(chosen, skipped=len(found) - len(chosen), more=not complete)
+        with queue.keeping() as held:
+            found, complete = held.take(PEEK_LIMIT)
+            chosen = _choose(found, select, limit)
+            report = ReplayReport(chosen, skipped=len(found) - len(chosen), more=not complete)
+            # What is not replayed is handed back at once, for other readers.
+            held.release(held.ids() - {d.dead_letter_id for d in chosen})
+            if chosen:
+                with _publisher(publisher) as push:
+                    _republish(push, topic_path, source, chosen, held, report, rate, on_progress)
     return report
+
+
+def _choose(found: list[DeadLetter], select: Selection, limit: int | None) -> list[DeadLetter]:
+    now = datetime.now(UTC)
+    chosen = [letter for letter in found if select(letter, now)]
+    return chosen if limit is None else chosen[:limit]
+
+
+def _republish(
+    push: PublisherClient,
+    topic_path: str,
+    source: Subscription,
+    chosen: list[DeadLetter],
+    held: _Held,
+    report: ReplayReport,
+    rate: float | None,
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
+    """Publish ``chosen`` to ``topic_path``, acking each on ``held`` once Pub/Sub accepted it.
+
+    Unlimited, :data:`PUBLISH_BATCH` are in flight at once; with a ``rate``, one at a time, at
+    most one per ``1 / rate`` seconds. Stops after a batch with a failure (``report.error``).
+    """
+    interval = 1 / rate if rate else 0.0
+    size = 1 if rate else PUBLISH_BATCH
+    acks = _Acks(held)
+    try:
+        for start in range(0, len(chosen), size):
+            started = time.monotonic()
+            batch = [(d, _publish(push, topic_path, d)) for d in chosen[start : start + size]]
+            for letter, future in batch:
+                error = _outcome(future, held, acks)
+                if error is None:
+                    acks.add(letter.dead_letter_id)
+                    report.replayed += 1
+                else:  # it stays held, and is handed back at the end
+                    report.failed += 1
+                    report.error = report.error or _publish_failure(source, error)
+                if on_progress is not None:
+                    on_progress(report.replayed + report.failed, len(chosen))
+            if report.failed:
+                report.untried = len(chosen) - report.replayed - report.failed
+                return
+            acks.flush()
+            _pause(started + interval, held, acks)
+    finally:
+        # Accepted re-publishes are acked even when the run is interrupted (Ctrl-C, SIGTERM):
+        # fewer duplicates next time. Best effort: what stays is re-published again, not lost.
+        with contextlib.suppress(ToolkitError):
+            acks.flush()
+
+
+def _outcome(future: Any, held: _Held, acks: _Acks) -> BaseException | None:
+    """Wait up to :data:`PUBLISH_TIMEOUT` for a re-publish, keeping leases and acks moving;
+    what it failed with, or ``None`` once it is accepted."""
+    deadline = time.monotonic() + PUBLISH_TIMEOUT
+    while not future.done():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return TimeoutError()
+        concurrent.futures.wait([future], timeout=min(left, ACK_DELAY))
+        acks.flush_if_due()
+        held.renew()
+    error: BaseException | None = future.exception()
+    return error
+
+
+def _pause(until: float, held: _Held, acks: _Acks) -> None:
+    """Sleep until ``until`` (monotonic), keeping leases and acks moving."""
+    while (left := until - time.monotonic()) > 0:
+        time.sleep(min(left, ACK_DELAY))
+        acks.flush_if_due()
+        held.renew()
 
 
 def purge(
@@ -375,26 +439,8 @@ def purge(
     return report
 
 
-def _published(
-    push: PublisherClient, topic_path: str, received: Sequence[ReceivedMessage], interval: float
-) -> Iterator[tuple[ReceivedMessage, Any]]:
-    """Each message of ``received`` with the future of its re-publish, in order.
-
-    With an ``interval`` one at a time, at most one per ``interval`` seconds (the caller waits
-    for each before the next is published); otherwise all are published at once.
-    """
-    if not interval:
-        yield from [(item, _publish(push, topic_path, item)) for item in received]
-        return
-    for item in received:
-        started = time.monotonic()
-        yield item, _publish(push, topic_path, item)
-        time.sleep(max(0.0, interval - (time.monotonic() - started)))
-
-
-def _publish(push: PublisherClient, topic_path: str, item: ReceivedMessage) -> Any:
-    message = item.message
-    return push.publish(topic_path, bytes(message.data), **_original(message.attributes))
+def _publish(push: PublisherClient, topic_path: str, letter: DeadLetter) -> Any:
+    return push.publish(topic_path, letter.data, **_original(letter.attributes))
 
 
 def _publish_failure(source: Subscription, exc: BaseException) -> str:
@@ -428,10 +474,31 @@ def _attempts(attributes: Mapping[str, str]) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def _letter(source: str, received: ReceivedMessage) -> DeadLetter:
+class _Timestamp(Protocol):
+    def ToDatetime(self, tzinfo: tzinfo | None = None) -> datetime: ...
+
+
+class _Message(Protocol):
+    data: bytes
+    attributes: Mapping[str, str]
+    message_id: str
+    publish_time: _Timestamp
+
+    def HasField(self, name: str) -> bool: ...
+
+
+class _Received(Protocol):
+    """A pulled message as protobuf has it. Read so, 10,000 dead letters take 0.11 s where the
+    library's proto-plus wrappers took 0.25 s, an eighth of a whole replay's time (bench/)."""
+
+    ack_id: str
+    message: _Message
+
+
+def _letter(source: str, received: _Received) -> DeadLetter:
     message = received.message
     attributes = dict(message.attributes)
-    published: object = message.publish_time  # proto-plus gives a datetime (typed Timestamp)
+    published = message.publish_time.ToDatetime(UTC) if message.HasField("publish_time") else None
     return DeadLetter(
         subscription=source,
         message_id=attributes.get(wire.ATTR_DLQ_MESSAGE_ID, message.message_id),
@@ -443,7 +510,7 @@ def _letter(source: str, received: ReceivedMessage) -> DeadLetter:
         attributes=attributes,
         ack_id=received.ack_id,
         dead_letter_id=message.message_id,
-        dead_lettered_at=published if isinstance(published, datetime) else None,
+        dead_lettered_at=published,
     )
 
 
@@ -461,7 +528,7 @@ class _Queue:
         self.timeout = timeout
         self.emulated = config.emulator_host() is not None
 
-    def pull(self, max_messages: int) -> list[ReceivedMessage]:
+    def pull(self, max_messages: int) -> list[_Received]:
         """What is there now, up to ``max_messages``; ``[]`` when empty (see the module doc)."""
         from google.api_core import exceptions
 
@@ -479,7 +546,7 @@ class _Queue:
             )
         except exceptions.DeadlineExceeded:
             return []  # on GCP: nothing came within EMPTY_WAIT
-        return list(response.received_messages)
+        return list(type(response).pb(response).received_messages)
 
     def peek(self, limit: int) -> tuple[list[DeadLetter], bool]:
         """Up to ``limit`` dead letters, handed straight back; and whether that was all of them.
@@ -487,17 +554,27 @@ class _Queue:
         Pulled until an empty answer (one pull may return fewer than are there), then all are
         released at once: releasing earlier would pull the same messages again.
         """
-        letters: dict[str, DeadLetter] = {}
+        ack_ids: list[str] = []
         try:
-            while len(letters) < limit:
-                received = self.pull(min(BATCH, limit - len(letters)))
-                if not received:
-                    return sorted(letters.values(), key=_oldest_first), True
-                for item in received:
-                    letters.setdefault(item.message.message_id, _letter(self.source.name, item))
-            return sorted(letters.values(), key=_oldest_first), False
+            return self.collect(limit, lambda received: ack_ids.extend(r.ack_id for r in received))
         finally:
-            self.modify([d.ack_id for d in letters.values()], 0, quiet=True)
+            self.modify(ack_ids, 0, quiet=True)
+
+    def collect(
+        self, limit: int, on_pull: Callable[[list[_Received]], None]
+    ) -> tuple[list[DeadLetter], bool]:
+        """Pull until an empty answer or ``limit`` dead letters, each pull shown to ``on_pull``;
+        the dead letters, oldest first, and whether that was all of them."""
+        letters: dict[str, DeadLetter] = {}
+        while len(letters) < limit:
+            received = self.pull(min(BATCH, limit - len(letters)))
+            if not received:
+                return sorted(letters.values(), key=_oldest_first), True
+            on_pull(received)
+            for item in received:
+                if item.message.message_id not in letters:
+                    letters[item.message.message_id] = _letter(self.source.name, item)
+        return sorted(letters.values(), key=_oldest_first), False
 
     def modify(self, ack_ids: Sequence[str], seconds: int, *, quiet: bool = False) -> None:
         """Set the ack deadline of ``ack_ids`` (0 hands them back); ``quiet`` ignores failures:
@@ -517,6 +594,14 @@ class _Queue:
     def ack(self, ack_ids: Sequence[str]) -> None:
         for chunk in _chunks(ack_ids):
             self._call(self.client.acknowledge, {"subscription": self.path, "ack_ids": chunk})
+
+    @contextlib.contextmanager
+    def keeping(self) -> Iterator[_Held]:
+        held = _Held(self)
+        try:
+            yield held
+        finally:
+            held.close()
 
     @contextlib.contextmanager
     def holding(self, pending: set[str]) -> Iterator[_Work]:
@@ -565,7 +650,7 @@ class _Queue:
 
 
 class _Work:
-    """Pulls the dead letters whose ids are ``pending`` again, to act on them one by one.
+    """Pulls the dead letters whose ids are ``pending`` again, to act on them (a purge).
 
     Everything else it pulls meanwhile (not selected, or dead-lettered after the peek) is held
     until :meth:`close` and then handed back, so that the next pull brings other messages.
@@ -578,17 +663,15 @@ class _Work:
         self.pending = set(pending)
         self._held: dict[str, str] = {}  # message id -> ack id, handed back at close
         self._current: dict[str, str] = {}  # the batch being worked on: message id -> ack id
-        self._leased_at = 0.0
         self._seen: set[str] = set()
 
-    def batches(self, size: int) -> Iterator[list[ReceivedMessage]]:
+    def batches(self, size: int) -> Iterator[list[_Received]]:
         """Batches of pending messages, until none is pending or a pull brings nothing new."""
         while self.pending:
             received = self.queue.pull(size)
             if not received:
                 return
             self.queue.modify([r.ack_id for r in received], LEASE)
-            self._leased_at = time.monotonic()
             new = {r.message.message_id for r in received} - self._seen
             self._seen |= new
             mine = [r for r in received if r.message.message_id in self.pending]
@@ -602,29 +685,13 @@ class _Work:
                 yield mine
             self._current = {}
 
-    def keep_alive(self) -> None:
-        """Renew the lease of the batch being worked on when half of it has passed."""
-        if self._current and time.monotonic() - self._leased_at > LEASE / 2:
-            self.queue.modify(list(self._current.values()), LEASE)
-            self._leased_at = time.monotonic()
-
-    def ack(self, item: ReceivedMessage) -> None:
-        self.queue.ack([item.ack_id])
-        self._done(item)
-
-    def ack_all(self, items: Iterable[ReceivedMessage]) -> None:
+    def ack_all(self, items: Iterable[_Received]) -> None:
         items = list(items)
         self.queue.ack([i.ack_id for i in items])
         for item in items:
             self._done(item)
 
-    def release(self, item: ReceivedMessage) -> None:
-        """Leave ``item`` a dead letter (its re-publish failed); handed back at close."""
-        self.pending.discard(item.message.message_id)
-        self._current.pop(item.message.message_id, None)
-        self._held[item.message.message_id] = item.ack_id
-
-    def _done(self, item: ReceivedMessage) -> None:
+    def _done(self, item: _Received) -> None:
         self.pending.discard(item.message.message_id)
         self._current.pop(item.message.message_id, None)
         self._held.pop(item.message.message_id, None)
@@ -634,6 +701,89 @@ class _Work:
         self.queue.modify([*self._held.values(), *self._current.values()], 0, quiet=True)
         self._held.clear()
         self._current.clear()
+
+
+class _Held:
+    """The dead letters a replay pulled and keeps until it acks them or hands them back.
+
+    Each is leased for :data:`LEASE` seconds at a time and renewed while the replay runs, so a
+    killed run's dead letters return within that; :meth:`close` hands back what is left at once.
+    """
+
+    def __init__(self, queue: _Queue) -> None:
+        self.queue = queue
+        self._ack_ids: dict[str, str] = {}  # dead-letter message id -> its latest ack id
+        self._fresh: list[str] = []  # ack ids still on the subscription's own ack deadline
+        self._fresh_since = 0.0
+        self._leased_at: float | None = None  # when the oldest lease still running began
+
+    def take(self, limit: int) -> tuple[list[DeadLetter], bool]:
+        """Like :meth:`_Queue.peek`, but keeps everything pulled (leased) instead."""
+        taken = self.queue.collect(limit, self._add)
+        self.renew(fresh=True)
+        return taken
+
+    def ids(self) -> set[str]:
+        return set(self._ack_ids)
+
+    def renew(self, *, fresh: bool = False) -> None:
+        """Lease what was pulled since the last call once a chunk or a second of it gathered
+        (all of it with ``fresh``), and renew every lease when half of the oldest has passed."""
+        now = time.monotonic()
+        if self._ack_ids and self._leased_at is not None and now - self._leased_at > LEASE / 2:
+            self.queue.modify(list(self._ack_ids.values()), LEASE)
+            self._fresh.clear()
+            self._leased_at = now
+        elif self._fresh and (fresh or len(self._fresh) >= 1000 or now - self._fresh_since > 1):
+            self.queue.modify(self._fresh, LEASE)
+            self._fresh.clear()
+            if self._leased_at is None:
+                self._leased_at = now
+
+    def ack(self, ids: Iterable[str]) -> None:
+        self.queue.ack([self._ack_ids.pop(i) for i in ids])
+
+    def release(self, ids: Iterable[str]) -> None:
+        """Hand ``ids`` back now: their lease ends, any reader can pull them."""
+        self.queue.modify([self._ack_ids.pop(i) for i in ids], 0, quiet=True)
+
+    def close(self) -> None:
+        self.release(list(self._ack_ids))
+
+    def _add(self, received: list[_Received]) -> None:
+        if not self._fresh:
+            self._fresh_since = time.monotonic()
+        for item in received:
+            self._ack_ids[item.message.message_id] = item.ack_id
+            self._fresh.append(item.ack_id)
+        self.renew()
+
+
+class _Acks:
+    """Dead letters whose re-publish was accepted, acked together: at :meth:`flush`, or once
+    the oldest has waited :data:`ACK_DELAY` seconds or :data:`PUBLISH_BATCH` gathered."""
+
+    def __init__(self, held: _Held) -> None:
+        self.held = held
+        self._ids: list[str] = []
+        self._since = 0.0
+
+    def add(self, dead_letter_id: str) -> None:
+        if not self._ids:
+            self._since = time.monotonic()
+        self._ids.append(dead_letter_id)
+        self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        if self._ids and (
+            len(self._ids) >= PUBLISH_BATCH or time.monotonic() - self._since >= ACK_DELAY
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        ids, self._ids = self._ids, []
+        if ids:
+            self.held.ack(ids)
 
 
 def _oldest_first(letter: DeadLetter) -> tuple[float, str]:

@@ -314,6 +314,44 @@ def test_a_replay_stopped_by_a_signal_hands_back_what_it_held_at_once(
     assert waiting + replayed in (20, 21), (waiting, replayed)
 
 
+@pytest.mark.emulator
+def test_a_second_replay_leaves_alone_what_a_running_replay_holds(
+    project, pubsub_kit, pull_all
+) -> None:
+    """A replay keeps the dead letters it selected until it is done with them: a second replay
+    started meanwhile finds none of them, so none is published twice."""
+    provision(TOPOLOGY)
+    for i in range(20):
+        dead_letter(project, like(f"p{i}"))
+    process = subprocess.Popen(
+        [str(CONSOLE_SCRIPT), "dlq", "replay", SUB, "--rate", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # a line at every tenth: 2/20, 4/20, ...
+            if line.strip().endswith("2/20"):
+                break
+        second = pubsub_kit("dlq", "replay", SUB, "--json")
+        still_running = process.poll() is None
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait(10)
+    assert second.status == 0, second.err
+    assert still_running, "the first replay ended before the second one looked"
+    [counts] = json_lines(second.out)
+    assert (counts["replayed"], counts["skipped"], counts["failed"]) == (0, 0, 0)
+    assert process.returncode == 0, err
+    assert out.strip() == f"replayed 20, skipped 0, failed 0: {SUB}--dlq -> topic post-liked"
+    replayed = pull_all(project, "post-liked--audit_log", expect=20)
+    assert sorted(json.loads(m.data)["post_id"] for m in replayed) == sorted(
+        f"p{i}" for i in range(20)
+    )
+
+
 # -- purge ---------------------------------------------------------------------------------------
 
 
