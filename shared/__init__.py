@@ -2,7 +2,14 @@
 
 The public surface is re-exported here; modules named ``_like_this`` are plumbing.
 Importing ``shared`` does not import the Pub/Sub or Firestore clients: they load on first use.
+Nor does it import what a Cloud Function does not need to start: :class:`Publisher` and
+:class:`PullWorker` (and their settings) load when first named (``shared.Publisher``).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from shared.consumer import ConsumerApp, consumer
 from shared.delivery import Delivery, RawMessage
@@ -18,11 +25,21 @@ from shared.errors import (
     UnknownEventTypeError,
 )
 from shared.events import REDACTED, Event, EventRegistry, Sensitive, SensitiveKeys
-from shared.publisher import Publisher, PublisherSettings
 from shared.runtime import DeadLetterSink, Handler, Outcome, Result
 from shared.topology import Consumer, FunctionSettings, RetryPolicy, Topic, Topology
 from shared.wire import Envelope
-from shared.worker import PullWorker, WorkerSettings
+
+if TYPE_CHECKING:
+    from shared.publisher import Publisher, PublisherSettings
+    from shared.worker import PullWorker, WorkerSettings
+
+# Public name -> the module that defines it, imported on first access (PEP 562).
+_LAZY = {
+    "Publisher": "shared.publisher",
+    "PublisherSettings": "shared.publisher",
+    "PullWorker": "shared.worker",
+    "WorkerSettings": "shared.worker",
+}
 
 __all__ = [
     "REDACTED",
@@ -58,3 +75,16 @@ __all__ = [
     "WorkerSettings",
     "consumer",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shared' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access does not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

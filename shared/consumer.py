@@ -46,7 +46,6 @@ from shared.delivery import RawMessage
 from shared.errors import MalformedMessageError
 from shared.events import Event
 from shared.observability import configure_logging
-from shared.publisher import Publisher
 from shared.push import parse_request
 from shared.runtime import Handler, Pipeline, PubSubDeadLetterSink, Result
 from shared.stores import Store, open_store
@@ -54,6 +53,8 @@ from shared.topology import Topology
 
 if TYPE_CHECKING:
     import flask
+
+    from shared.publisher import Publisher
 
 HttpFunction = Callable[["flask.Request"], tuple[str, int]]
 
@@ -74,7 +75,7 @@ class ConsumerApp:
         self._store: Lazy[Store] = (
             Lazy(lambda: store) if store is not None else Lazy(open_store, _close_store)
         )
-        self._publisher: Lazy[Publisher] = Lazy(lambda: Publisher(topology), Publisher.close)
+        self._publisher: Lazy[Publisher] = Lazy(lambda: _new_publisher(topology), _close_publisher)
         self.dead_letters = PubSubDeadLetterSink(name)
         configure_logging()
 
@@ -154,6 +155,17 @@ class ConsumerApp:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _new_publisher(topology: Topology) -> Publisher:
+    # Imported on first publish: a consumer that never publishes does not load the module.
+    from shared.publisher import Publisher
+
+    return Publisher(topology)
+
+
+def _close_publisher(publisher: Publisher) -> None:
+    publisher.close()
 
 
 def _close_store(store: Store) -> None:

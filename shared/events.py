@@ -23,19 +23,23 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import types
 import typing
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, PrivateAttr, RootModel
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 from pydantic import ValidationError as _PydanticValidationError
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
 
 from shared import _unknown
 from shared.errors import EventValidationError, TopologyError, UnknownEventTypeError
+
+if TYPE_CHECKING:
+    from pydantic import GetJsonSchemaHandler
+    from pydantic.json_schema import JsonSchemaValue
+    from pydantic_core import CoreSchema
 
 REDACTED = "[redacted]"
 
@@ -349,7 +353,7 @@ def _json_or_none(data: bytes | str) -> Any:
 
 def _unwrap(kind: Any) -> Any:
     """``Annotated[X, ...]``, ``X | None`` and ``RootModel[X]`` as ``X``; a union as ``None``."""
-    if isinstance(kind, type) and issubclass(kind, RootModel):  # its errors' loc has no "root"
+    if _is_root_model(kind):  # its errors' loc has no "root"
         return _unwrap(kind.model_fields["root"].annotation)
     origin = typing.get_origin(kind)
     if origin is typing.Annotated:
@@ -358,6 +362,15 @@ def _unwrap(kind: Any) -> Any:
         members = [m for m in typing.get_args(kind) if m is not type(None)]
         return _unwrap(members[0]) if len(members) == 1 else None
     return kind
+
+
+def _is_root_model(kind: Any) -> bool:
+    # Not imported to look: pydantic.root_model costs start-up time, and until something has
+    # imported it, no RootModel class exists.
+    root_model = sys.modules.get("pydantic.root_model")
+    if root_model is None:
+        return False
+    return isinstance(kind, type) and issubclass(kind, root_model.RootModel)
 
 
 def _fields_of(kind: Any) -> dict[str, Any]:

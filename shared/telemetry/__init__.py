@@ -33,6 +33,7 @@ may quote event data; a span's status description is the outcome's reason, which
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -249,18 +250,35 @@ def _tracer_provider_from_environment() -> TracerProvider | None:
     trace_dir = os.environ.get(TRACE_DIR_VARIABLE)
     if not names and not trace_dir:
         return None
-    from shared.telemetry import _sdk
+    try:
+        from shared.telemetry import _sdk
 
-    return _sdk.tracer_provider(names, trace_dir)
+        return _sdk.tracer_provider(names, trace_dir)
+    except ImportError as exc:
+        _sdk_missing("traces", f"OTEL_TRACES_EXPORTER or {TRACE_DIR_VARIABLE}", exc)
+        return None
 
 
 def _meter_provider_from_environment() -> MeterProvider | None:
     names = exporter_names("OTEL_METRICS_EXPORTER")
     if not names:
         return None
-    from shared.telemetry import _sdk
+    try:
+        from shared.telemetry import _sdk
 
-    return _sdk.meter_provider(names)
+        return _sdk.meter_provider(names)
+    except ImportError as exc:
+        _sdk_missing("metrics", "OTEL_METRICS_EXPORTER", exc)
+        return None
+
+
+def _sdk_missing(signal: str, variables: str, exc: ImportError) -> None:
+    # Like a missing exporter (see _sdk): reported once, and the function keeps handling
+    # messages; telemetry must never be why it cannot.
+    logging.getLogger("pubsub_kit.telemetry").error(
+        f"{variables} asks for {signal}, but OpenTelemetry cannot be imported ({exc}); "
+        f"{signal} are off. Install opentelemetry-api and opentelemetry-sdk"
+    )
 
 
 def _instruments_of(provider: MeterProvider) -> Instruments:
