@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo dev test lint mutation bench package export install checkov node clean
+.PHONY: demo dev test lint mutation bench bench-smoke package export install checkov node clean
 
 demo: install  ## run the whole system on the emulator, publish demo events, show results
 	$(BIN)/pubsub-kit demo
@@ -36,8 +36,13 @@ mutation: install  ## mutation testing of the runtime core (not part of CI); doc
 	$(BIN)/python -m mutmut run
 	$(BIN)/python tests/mutation/score.py --fail-under 90
 
-bench: install  ## throughput against the raw client library, as ratios
-	$(BIN)/python bench/run.py
+bench: install  ## throughput against the raw client library, as ratios (docs/performance.md)
+	$(BIN)/python bench/run.py --private-emulator
+
+# Every bench group once with a few dozen messages: CI runs it so that the bench cannot rot.
+# Its numbers mean nothing; no test times anything.
+bench-smoke: install
+	$(BIN)/python bench/run.py --smoke --private-emulator
 
 package: install  ## dist-functions/<function>.zip for Terraform
 	$(BIN)/pubsub-kit package

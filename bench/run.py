@@ -163,7 +163,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def print_table(results: Results, rounds: int) -> None:
+def print_table(results: Results) -> None:
     rows = []
     for row in results.rates:
         kit, raw = results.median(row, "toolkit"), results.median(row, "raw")
@@ -178,12 +178,12 @@ def print_table(results: Results, rounds: int) -> None:
     if rows:  # times: lower is better, so the ratio reads the other way round
         _print_rows(("time", "toolkit s", "raw s", "toolkit/raw"), rows)
     print()
-    print(f"Medians of {rounds} round(s). Per round, toolkit | raw:")
+    print("Medians over rounds (--rounds; --cold-starts for the times). Per round, toolkit | raw:")
     for row in results.rates:
         print(f"  {row}: {results.spread(row, 'toolkit')} | {results.spread(row, 'raw')}")
     for row in results.times:
-        toolkit, raw = results.spread_time(row, "toolkit"), results.spread_time(row, "raw")
-        print(f"  {row}: {toolkit} | {raw}")
+        spreads = results.spread_time(row, "toolkit"), results.spread_time(row, "raw")
+        print(f"  {row}: {spreads[0]} | {spreads[1]}")
     print()
     for row in [*results.rates, *results.times]:
         if row in results.notes:
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     except (BenchError, ConfigurationError) as exc:
         print(f"bench/run.py: {exc}", file=sys.stderr)
         return 1
-    print_table(results, args.rounds)
+    print_table(results)
     # Other processes on the machine (test suites, a busy shared emulator) move these numbers.
     print(f"\ntotal {time.monotonic() - started:.0f} s; load average at the end {_load()}")
     return 0
