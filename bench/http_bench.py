@@ -10,12 +10,18 @@ Three paths, all running at once (idle while another is measured), each on its o
   ``@functions_framework.cloud_event`` function. The ratio against it is the cost of the
   toolkit's function runtime alone.
 - bare, emulator push: the emulator's own push subscription posting to the same bare function
-  (the DESIGN baseline). The ratio against it is what a developer gets from ``pubsub-kit dev``
-  compared with wiring the emulator's push by hand.
+  (the DESIGN baseline). The ratio of the toolkit path against it is what a developer gets
+  from ``pubsub-kit dev`` compared with wiring the emulator's push by hand; the ratio of the
+  bare path against it compares the two deliveries alone, to the same function.
 
-Each function prints how many messages it handled (``fn_counter``). A measurement publishes N
-events (``Publisher.publish_all``, the same for every path) and runs from the first publish
-until the function reports N more; the count is read every 20 ms.
+Both functions declare the same concurrency (``HTTP_FUNCTION`` in ``bench/topologies.py``):
+``LocalSystem`` posts that many requests at once to each and starts it with as many
+``THREADS``; the function behind the emulator's push gets the same ``THREADS``, so all three
+run the same server settings.
+
+Each function prints how many distinct message ids it handled (``fn_counter``). A measurement
+publishes N events (``Publisher.publish_all``, the same for every path) and runs from the first
+publish until the function reports N more distinct ids; the count is read every 20 ms.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness import BenchError, Results, Stopwatch, free_port, likes
-from topologies import HTTP_BARE, HTTP_KIT, HTTP_PUSH
+from topologies import HTTP_BARE, HTTP_FUNCTION, HTTP_KIT, HTTP_PUSH
 
 from shared import Publisher
 from shared.tools.dev import FunctionProcess, LocalSystem
@@ -42,33 +48,53 @@ FUNCTIONS_DIR = BENCH_DIR / "functions"
 
 ROW_SAME_LOOP = "http: LocalSystem -> toolkit fn vs same loop -> bare fn"
 ROW_PUSH = "http: LocalSystem -> toolkit fn vs emulator push -> bare fn"
+ROW_DELIVERY = "http: LocalSystem -> bare fn vs emulator push -> bare fn"
 
+_CONCURRENCY = (
+    f"both functions declare concurrency={HTTP_FUNCTION.concurrency} (bench/topologies.py): "
+    f"{HTTP_FUNCTION.concurrency} requests in flight and THREADS={HTTP_FUNCTION.concurrency}"
+)
 NOTES = {
     ROW_SAME_LOOP: "raw = the same LocalSystem pull loop posting to a bare functions-framework "
-    "cloud_event function (cost of the toolkit's function runtime)",
+    f"cloud_event function (cost of the toolkit's function runtime); {_CONCURRENCY}",
     ROW_PUSH: "raw = the emulator's push subscription posting to the bare function "
-    "(the DESIGN baseline)",
+    f"(the DESIGN baseline), run with the same THREADS={HTTP_FUNCTION.concurrency}; "
+    f"{_CONCURRENCY}",
+    ROW_DELIVERY: "the delivery alone: toolkit = LocalSystem posting to the bare function, raw = "
+    "the emulator's push posting to the same bare function (same code, same THREADS="
+    f"{HTTP_FUNCTION.concurrency}); {_CONCURRENCY}",
 }
 
-_COUNT_LINE = re.compile(r"^bench-count (\d+)$")
+_COUNT_LINE = re.compile(r"^bench-count (\d+) (\d+)$")
 
 
 class FunctionCount:
-    """Follows the ``bench-count <n>`` lines of one function process."""
+    """Follows the ``bench-count <ids> <hits>`` lines of one function process.
+
+    ``count`` is the distinct message ids the function handled; ``hits`` counts redeliveries too.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.count = 0
+        self.hits = 0
         self._changed = threading.Condition()
         self._recent: collections.deque[str] = collections.deque(maxlen=15)
 
+    @property
+    def duplicates(self) -> int:
+        return self.hits - self.count
+
     def on_line(self, function: str, line: str) -> None:
+        if line.startswith("{"):  # the toolkit's JSON log lines: one per message
+            return
         match = _COUNT_LINE.match(line)
         if match:
             with self._changed:
                 self.count = max(self.count, int(match.group(1)))
+                self.hits = max(self.hits, int(match.group(2)))
                 self._changed.notify_all()
-        elif not line.startswith("{"):  # keep the function's non-JSON output for errors
+        else:  # keep the function's other output for errors
             self._recent.append(line)
 
     def wait_for(self, total: int, timeout: float) -> None:
@@ -82,7 +108,7 @@ class FunctionCount:
 
 
 @contextlib.contextmanager
-def _function_path() -> Iterator[None]:
+def function_path() -> Iterator[None]:
     """Let function processes import ``topologies`` and ``fn_counter`` (they inherit os.environ)."""
     before = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -122,9 +148,9 @@ def run(
     push_subscription = f"projects/{project}/subscriptions/bench-http-push--bare"
     stops: list[Callable[[], None]] = []
     n_events = max(messages, warmup)
-    with tempfile.TemporaryDirectory(prefix="pubsub-kit-bench-") as tmp, _function_path():
+    paths: list[HttpPath] = []
+    with tempfile.TemporaryDirectory(prefix="pubsub-kit-bench-") as tmp, function_path():
         try:
-            paths: list[HttpPath] = []
             for name, topology, function_name in (
                 ("kit", HTTP_KIT, "bench_kit"),
                 ("bare", HTTP_BARE, "bench_bare"),
@@ -147,7 +173,9 @@ def run(
             provision(HTTP_PUSH, project=project)
             count = FunctionCount("emulator push -> bench_bare")
             function = FunctionProcess("bench_bare", free_port(), {}, FUNCTIONS_DIR)
-            function.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            # The same server settings as LocalSystem gives the bare function it feeds.
+            threads = str(HTTP_FUNCTION.concurrency)
+            function.env = {**os.environ, "PYTHONUNBUFFERED": "1", "THREADS": threads}
             stops.append(function.stop)
             function.start(count.on_line)
             function.wait_ready()
@@ -175,13 +203,18 @@ def run(
                     with Stopwatch() as watch:
                         path.deliver(messages, timeout)
                     seconds[path.name] = watch.seconds
-                for row, raw in ((ROW_SAME_LOOP, "bare"), (ROW_PUSH, "push")):
-                    results.record(row, "toolkit", messages, seconds["kit"])
+                for row, kit, raw in (
+                    (ROW_SAME_LOOP, "kit", "bare"),
+                    (ROW_PUSH, "kit", "push"),
+                    (ROW_DELIVERY, "bare", "push"),
+                ):
+                    results.record(row, "toolkit", messages, seconds[kit])
                     results.record(row, "raw", messages, seconds[raw])
         finally:
             for stop in reversed(stops):
                 with contextlib.suppress(Exception):  # best effort: the others must still stop
                     stop()
             subscriber.close()
+    duplicates = {path.name: path.count.duplicates for path in paths}
     for row, text in NOTES.items():
-        results.note(row, text)
+        results.note(row, f"{text}; redeliveries seen (kit, bare, push): {duplicates}")

@@ -380,6 +380,7 @@ module "consumer" {
     timeout_seconds = each.value.timeout_seconds
     max_instances   = each.value.max_instances
     min_instances   = each.value.min_instances
+    concurrency     = each.value.concurrency
     environment     = each.value.environment
     publishes_to    = each.value.publishes_to
     uses_store      = each.value.uses_store

@@ -72,7 +72,15 @@ class RetryPolicy(NamedTuple):
 
 
 class FunctionSettings(NamedTuple):
-    """How a consumer's Cloud Function (2nd gen) runs on GCP."""
+    """How a consumer's Cloud Function (2nd gen) runs on GCP, and locally under ``pubsub-kit dev``.
+
+    ``concurrency`` is how many requests one instance handles at once (Cloud Run's
+    ``max_instance_request_concurrency``, 1-1000); the function's ``THREADS`` follow it. GCP
+    allows more than 1 only with a whole vCPU, so the Terraform export then asks for one
+    (``available_cpu = "1"``), which costs more than the fraction of a vCPU a 256Mi function
+    gets by default. Above 1 the handler must be thread-safe, and a message that crashes the
+    process fails the attempts of the other requests in flight with it.
+    """
 
     runtime: str = "python311"
     memory: str = "256Mi"
@@ -80,6 +88,7 @@ class FunctionSettings(NamedTuple):
     max_instances: int = 10
     min_instances: int = 0
     environment: Mapping[str, str] = {}
+    concurrency: int = 1  # requests in flight per instance (1 = one at a time, GCP's default)
 
 
 _DEFAULT_RETRY = RetryPolicy()
@@ -403,6 +412,7 @@ class Topology:
                     "timeout_seconds": c.function.timeout,
                     "max_instances": c.function.max_instances,
                     "min_instances": c.function.min_instances,
+                    "concurrency": c.function.concurrency,
                     "environment": dict(sorted(c.function.environment.items())),
                     "subscribes_to": sorted(c.topics),
                     "publishes_to": sorted(c.publishes),
@@ -468,6 +478,19 @@ def _check_function(owner: str, fn: FunctionSettings) -> None:
     _check_range(owner, "function.timeout", fn.timeout, 1, 540, "seconds")
     _check_range(owner, "function.max_instances", fn.max_instances, 1, 1000, "")
     _check_range(owner, "function.min_instances", fn.min_instances, 0, fn.max_instances, "")
+    concurrency = fn.concurrency
+    if (
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not (
+            1 <= concurrency <= 1000  # Cloud Run's limit
+        )
+    ):
+        raise TopologyError(
+            f"consumer {owner!r}: function.concurrency (requests one instance handles at once, "
+            f"Cloud Run's max_instance_request_concurrency) must be a whole number "
+            f"1-1000, found {concurrency!r}"
+        )
     for key, value in fn.environment.items():
         _check_environment(owner, key, value)
 

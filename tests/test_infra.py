@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import hcl2
 import pytest
 
-from shared import Consumer, Event, RetryPolicy, Topic, Topology, TopologyError
+from shared import Consumer, Event, FunctionSettings, RetryPolicy, Topic, Topology, TopologyError
 from shared.system.events import NotificationRequested, OrderDispatched, PostLiked, UserUpdated
 from shared.system.topology import TOPOLOGY
 
@@ -588,6 +588,61 @@ def test_function_runs_as_its_own_account_with_the_runtime_environment() -> None
     )
 
 
+def test_function_takes_its_concurrency_from_the_topology() -> None:
+    (service,) = blocks(the_resource("google_cloudfunctions2_function"), "service_config")
+    assert text(service["max_instance_request_concurrency"]) == "var.function.concurrency"
+    consumer = block_named("module", "consumer", INFRA / "main.tf")
+    assert text(consumer["function"]["concurrency"]) == "each.value.concurrency"
+
+
+FUNCTION_SERVICE_VALUES = """
+variable "function" {
+  type = any
+}
+
+locals {
+  function_threads = %(threads)s
+}
+
+output "available_cpu" {
+  value = jsonencode(%(cpu)s)
+}
+
+output "threads" {
+  value = merge(local.function_threads, var.function.environment)["THREADS"]
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "environment", "cpu", "threads"),
+    [
+        (1, {}, None, "1"),  # the memory's default CPU: a fraction of a vCPU for 256Mi
+        (2, {}, "1", "2"),
+        (1000, {}, "1", "1000"),
+        (8, {"THREADS": "16"}, "1", "16"),  # a THREADS the deployment sets wins
+    ],
+)
+def test_a_function_serving_several_requests_at_once_gets_a_vcpu_and_as_many_threads(
+    tmp_path: Path, concurrency: int, environment: dict[str, str], cpu: str | None, threads: str
+) -> None:
+    """GCP refuses concurrency above 1 under one vCPU; functions-framework needs the threads."""
+    (service,) = blocks(the_resource("google_cloudfunctions2_function"), "service_config")
+    assert text(service["environment_variables"]).startswith("merge(local.function_threads, ")
+    config = FUNCTION_SERVICE_VALUES % {
+        "threads": local_value(CONSUMER_MAIN, "function_threads"),
+        "cpu": text(service["available_cpu"]),
+    }
+    (tmp_path / "main.tf").write_text(config, encoding="utf-8")
+    function = {"concurrency": concurrency, "environment": environment}
+    (tmp_path / "terraform.tfvars.json").write_text(json.dumps({"function": function}))
+    result = apply_offline(tmp_path)
+    assert result.returncode == 0, config + result.stdout + result.stderr
+    outputs = terraform_outputs(tmp_path)
+    assert json.loads(outputs["available_cpu"]) == cpu
+    assert outputs["threads"] == threads
+
+
 def test_function_and_account_names_come_from_the_naming_module() -> None:
     assert text(the_resource("google_cloudfunctions2_function")["name"]) == "local.function_name"
     assert local_value(CONSUMER_MAIN, "function_name") == "module.naming.function_name"
@@ -915,6 +970,7 @@ module "consumer" {
     timeout_seconds = each.value.timeout_seconds
     max_instances   = each.value.max_instances
     min_instances   = each.value.min_instances
+    concurrency     = each.value.concurrency
     environment     = each.value.environment
     publishes_to    = each.value.publishes_to
     uses_store      = each.value.uses_store
@@ -1121,6 +1177,9 @@ def edge_topology() -> Topology:
         for name, (low, high) in backoffs.items()
     ]
     consumers.append(Consumer("c" * 63, topics=[long_topic, "retention-max"]))
+    consumers.append(
+        Consumer("busiest", topics=["retention-min"], function=FunctionSettings(concurrency=1000))
+    )
     return Topology(topics, consumers)
 
 
@@ -1131,6 +1190,27 @@ def test_edge_values_of_every_exported_setting_pass_the_module_validations(
     assert max(len(name) for name in export["dead_letter_topics"]) == 255
     result = apply_module_validations(tmp_path, json.dumps(export, indent=2, sort_keys=True))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("concurrency", [0, 1, 2.5, 80, 1000, 1001])
+def test_the_consumer_module_accepts_exactly_the_concurrency_python_accepts(
+    tmp_path: Path, concurrency: float
+) -> None:
+    export = TOPOLOGY.to_terraform()
+    next(iter(export["consumers"].values()))["concurrency"] = concurrency
+    terraform = apply_module_validations(tmp_path, json.dumps(export))
+    settings = FunctionSettings(concurrency=concurrency)  # type: ignore[arg-type]
+    try:
+        Consumer("cons", topics=["t"], function=settings)
+    except TopologyError:
+        python = False
+    else:
+        python = True
+    assert (terraform.returncode == 0) == python, terraform.stdout + terraform.stderr
+    if not python:
+        assert "function.concurrency (requests one instance handles at once) must be" in (
+            one_line(terraform.stderr)
+        )
 
 
 @pytest.mark.parametrize(

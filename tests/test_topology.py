@@ -279,6 +279,43 @@ def test_consumer_names_the_naming_module_accepts_are_accepted(name: str) -> Non
     assert Consumer(name, topics=["t"]).name == name
 
 
+# --- function concurrency (issue 13) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("concurrency", [0, -1, 1001, 2.5, True, "4", None])
+def test_a_concurrency_cloud_run_would_refuse_fails_when_declared(concurrency: object) -> None:
+    settings = FunctionSettings(concurrency=concurrency)  # type: ignore[arg-type]
+    with pytest.raises(TopologyError) as raised:
+        Consumer("cons", topics=["t"], function=settings)
+    message = str(raised.value)
+    assert "consumer 'cons': function.concurrency" in message
+    assert f"must be a whole number 1-1000, found {concurrency!r}" in message
+    assert "max_instance_request_concurrency" in message  # the name the GCP docs use
+
+
+@pytest.mark.parametrize("concurrency", [1, 8, 80, 1000])
+def test_concurrency_from_1_to_1000_is_exported_for_terraform(concurrency: int) -> None:
+    topology = Topology(
+        [Topic("post-liked", events=[PostLiked])],
+        [
+            Consumer(
+                "cons",
+                topics=["post-liked"],
+                function=FunctionSettings(concurrency=concurrency),
+            )
+        ],
+    )
+    assert topology.to_terraform()["consumers"]["cons"]["concurrency"] == concurrency
+
+
+def test_a_function_takes_one_request_at_a_time_unless_it_declares_more() -> None:
+    assert FunctionSettings().concurrency == 1
+    exported = TOPOLOGY.to_terraform()["consumers"]
+    assert {name: c["concurrency"] for name, c in exported.items()} == dict.fromkeys(
+        TOPOLOGY.consumers, 1
+    )
+
+
 def test_topic_names_up_to_pubsubs_limit_are_accepted() -> None:
     assert Topic("a" * 255, events=[PostLiked]).name == "a" * 255
 

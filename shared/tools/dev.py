@@ -9,7 +9,9 @@ apply.
 It pulls and POSTs itself instead of using the emulator's push, which gives up on an endpoint
 that refused connections and sends neither ``deliveryAttempt`` nor ``orderingKey``. A function
 that is down is not a failed delivery here: the message stays leased and is posted again once
-the function answers, so a consumer that is down loses nothing and burns no attempts.
+the function answers, so a consumer that is down loses nothing and burns no attempts. Messages
+are pulled in batches (:mod:`shared.tools.local_pull`) and each function gets as many requests
+at once as it declares (``FunctionSettings.concurrency``), over kept-alive connections.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -37,10 +40,11 @@ from shared.telemetry import TRACE_DIR_VARIABLE
 from shared.tools import ports
 from shared.tools import project as layout  # `project` is the emulator project's id here
 from shared.tools.emulator import emulator
+from shared.tools.local_pull import Feed, PullPump
 from shared.tools.local_status import RuntimeStatus, status_file
 from shared.tools.provision import provision
 from shared.topology import Topology
-from shared.worker import SubscriptionPump, WorkerSettings, order_gates
+from shared.worker import WorkerSettings, order_gates
 
 log = logging.getLogger("pubsub_kit.dev")
 
@@ -178,14 +182,14 @@ class HttpPusher:
         conn = getattr(self._local, "conns", {}).get(url)
         return conn is not None and conn.sock is not None
 
-    def _connection(self, url: str) -> http.client.HTTPConnection:
-        conns: dict[str, http.client.HTTPConnection] | None = getattr(self._local, "conns", None)
+    def _connection(self, url: str) -> _Connection:
+        conns: dict[str, _Connection] | None = getattr(self._local, "conns", None)
         if conns is None:
             conns = self._local.conns = {}
         if url not in conns:
             host_port = url.split("//", 1)[1].split("/", 1)[0]
             host, port = host_port.split(":")
-            conns[url] = http.client.HTTPConnection(host, int(port))
+            conns[url] = _Connection(host, int(port))
         return conns[url]
 
     def _drop_connection(self, url: str) -> None:
@@ -195,14 +199,97 @@ class HttpPusher:
             conn.close()
 
     def _post(self, url: str, body: bytes, timeout: float) -> int:
-        conn = self._connection(url)
-        conn.timeout = timeout
-        if conn.sock is not None:
-            conn.sock.settimeout(timeout)
-        conn.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        response.read()
-        return response.status
+        return self._connection(url).post(body, timeout)
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection that POSTs a JSON body to ``/`` and reads the answer.
+
+    What GCP's push sends, and nothing more. ``http.client`` parses every answer's headers with
+    the ``email`` package: a third of the pull loop's CPU per message under py-spy, where this
+    reads only the status line and the headers that frame the answer (length, chunking,
+    ``Connection``).
+    """
+
+    _LIMIT = 65536  # bytes: longest status or header line taken
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.sock: socket.socket | None = None
+        self._reader: IO[bytes] | None = None
+        self._head = (
+            f"POST / HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: "
+        ).encode("ascii")
+
+    def post(self, body: bytes, timeout: float) -> int:
+        """The answer's status; raises ``OSError`` (``ConnectionRefusedError`` when nothing
+        listens) or :class:`http.client.HTTPException` when there is no well-formed answer."""
+        if self.sock is None or self._reader is None:
+            self.sock = socket.create_connection((self.host, self.port), timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._reader = self.sock.makefile("rb")
+        else:
+            self.sock.settimeout(timeout)
+        self.sock.sendall(b"%b%d\r\n\r\n%b" % (self._head, len(body), body))
+        try:
+            status, keep_alive = self._read_answer(self._reader)
+        except ValueError:  # a length or a chunk size that is no number
+            raise http.client.HTTPException("malformed answer from the function") from None
+        if not keep_alive:
+            self.close()
+        return status
+
+    def _read_answer(self, reader: IO[bytes]) -> tuple[int, bool]:
+        status, keep_alive, length, chunked = self._read_head(reader)
+        while status < 200:  # an interim answer (100 Continue): the final one follows
+            status, keep_alive, length, chunked = self._read_head(reader)
+        if status in (204, 304):
+            pass  # no body
+        elif chunked:
+            while size := int(reader.readline(self._LIMIT).split(b";")[0], 16):
+                reader.read(size + 2)  # the chunk and its CRLF
+            while reader.readline(self._LIMIT) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+        elif length is not None:
+            if len(reader.read(length)) < length:
+                raise http.client.IncompleteRead(b"", length)
+        else:
+            reader.read()  # no length: the body ends with the connection
+            keep_alive = False
+        return status, keep_alive
+
+    def _read_head(self, reader: IO[bytes]) -> tuple[int, bool, int | None, bool]:
+        """Status, keep-alive, Content-Length and chunking of the next answer."""
+        line = reader.readline(self._LIMIT)
+        if not line:
+            raise http.client.RemoteDisconnected("the function closed the connection unanswered")
+        version, _, rest = line.partition(b" ")
+        try:
+            status = int(rest[:3])
+        except ValueError:
+            raise http.client.BadStatusLine(line.decode("latin-1")) from None
+        keep_alive = version == b"HTTP/1.1"
+        length: int | None = None
+        chunked = False
+        while (header := reader.readline(self._LIMIT)) not in (b"\r\n", b"\n", b""):
+            name, _, value = header.partition(b":")
+            name, value = name.strip().lower(), value.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value
+            elif name == b"connection" and value in (b"close", b"keep-alive"):
+                keep_alive = value == b"keep-alive"
+        return status, keep_alive, length, chunked
+
+    def close(self) -> None:
+        reader, sock, self._reader, self.sock = self._reader, self.sock, None, None
+        if reader is not None:
+            reader.close()
+        if sock is not None:
+            sock.close()
 
 
 class LocalSystem:
@@ -217,9 +304,13 @@ class LocalSystem:
         functions: which consumers to serve (default all).
         functions_dir: where ``<consumer>/main.py`` live (default the project's ``functions/``).
         on_line: receives (function name, log line) for every line a function prints.
-        concurrency: requests in flight per function, as Cloud Functions' per-instance
-            concurrency (1 for functions under one vCPU): a message that crashes its function
-            then takes down no other message with it.
+        settings: per subscription, messages held at once (``max_messages``, pulled in
+            batches of up to that many) and how long a lease is extended; see
+            :mod:`shared.tools.local_pull`.
+        concurrency: requests in flight per function, for every function; ``None`` (the
+            default): each function's declared ``FunctionSettings.concurrency``, as Cloud Run
+            gives each instance. The function's ``THREADS`` are as many. At 1 (GCP's default)
+            a message that crashes its function takes down no other message with it.
         trace_dir: where the functions record their spans (``pubsub-kit trace`` reads them);
             ``None`` records nothing unless the environment configures OpenTelemetry. Either
             way each function's ``OTEL_SERVICE_NAME`` is its name, as on GCP.
@@ -239,7 +330,7 @@ class LocalSystem:
         functions_dir: Path | None = None,
         on_line: Callable[[str, str], None] | None = None,
         settings: WorkerSettings = _DEFAULT_WORKER_SETTINGS,
-        concurrency: int = 1,
+        concurrency: int | None = None,
         trace_dir: Path | None = None,
         port_map: Path | None = None,
     ) -> None:
@@ -265,11 +356,20 @@ class LocalSystem:
             for name, port in zip(names, numbers, strict=True)
         }
         self._restarting = threading.Lock()  # a reload and the supervisor never race
-        self.concurrency = concurrency
-        self._slots = {name: threading.BoundedSemaphore(concurrency) for name in self.functions}
-        self._stopping = threading.Event()
-        self._pusher = HttpPusher(self._stopping)
-        self._pump: SubscriptionPump | None = None
+        if concurrency is not None and not 1 <= concurrency <= 1000:
+            raise ConfigurationError(f"concurrency must be 1-1000 requests, found {concurrency}")
+        # Requests in flight per function: its delivery threads and functions-framework's.
+        self.concurrency = {
+            name: concurrency or topology.consumer(name).function.concurrency
+            for name in self.functions
+        }
+        self._slots = {
+            name: threading.BoundedSemaphore(count) for name, count in self.concurrency.items()
+        }
+        self._stopping = threading.Event()  # the whole system is stopping
+        self._not_delivering = threading.Event()  # ends posts still waiting for a function
+        self._pusher = HttpPusher(self._not_delivering)
+        self._pump: PullPump | None = None
         self._emulators = contextlib.ExitStack()  # stops the emulators this system started
         self._saved_env: dict[str, str | None] = {}  # what start() changed in os.environ
         self.env: dict[str, str] = {}
@@ -291,20 +391,45 @@ class LocalSystem:
         for fn in self.functions.values():
             self.start_function(fn.name)
         self.runtime_status.start(self.functions)
-        callbacks = {
-            sub.name: self._deliverer(sub.name, sub.consumer.name)
-            for sub in self.topology.subscriptions.values()
-            # Subscriptions of consumers not served in this run keep their messages.
-            if sub.consumer.name in self.functions
-        }
-        self._pump = SubscriptionPump(
-            self.project,
-            callbacks,
-            self.settings,
-            gates=order_gates(self.topology, callbacks),
-        )
-        self._pump.start()
+        self.start_delivery()
         threading.Thread(target=self._supervise, name="pubsub-kit-supervisor", daemon=True).start()
+
+    def start_delivery(self) -> None:
+        """Pull every served subscription and post its messages to its function (a no-op when
+        delivering already). :meth:`start` calls it; after :meth:`stop_delivery` it resumes."""
+        if self._pump is not None:
+            return
+        # Subscriptions of consumers not served in this run keep their messages.
+        served = [
+            s for s in self.topology.subscriptions.values() if s.consumer.name in self.functions
+        ]
+        gates = order_gates(self.topology, [s.name for s in served])
+        feeds = [
+            Feed(
+                subscription=sub.name,
+                deliver=self._deliverer(sub.name, sub.consumer.name),
+                function=sub.consumer.name,
+                ack_deadline=sub.consumer.ack_deadline,
+                ordered=sub.consumer.ordered,
+                gate=gates.get(sub.name),
+            )
+            for sub in served
+        ]
+        self._not_delivering.clear()
+        self._pump = PullPump(self.project, feeds, self.concurrency, self.settings)
+        self._pump.start()
+
+    def stop_delivery(self, timeout: float = 15.0) -> None:
+        """Stop pulling, as if the runtime were down; the functions keep running.
+
+        Messages then wait in their subscriptions; what was pulled and not answered yet is
+        nacked (a post waiting for a function that is down ends at once), so it comes back
+        after the subscription's backoff. ``timeout`` bounds the wait for posts in progress.
+        """
+        self._not_delivering.set()
+        pump, self._pump = self._pump, None
+        if pump is not None:
+            pump.stop(timeout=timeout)
 
     def _supervise(self, interval: float = 0.5) -> None:
         """Start again a function whose process died, as Cloud Run starts a new instance.
@@ -334,7 +459,7 @@ class LocalSystem:
                 # The project's own packages (its topology, its events) import as in tests.
                 "PYTHONPATH": os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")])),
                 "PYTHONUNBUFFERED": "1",
-                "THREADS": str(self.concurrency),  # functions-framework's request threads
+                "THREADS": str(self.concurrency[name]),  # functions-framework's request threads
                 "OTEL_SERVICE_NAME": name,
             }
         )
@@ -398,8 +523,7 @@ class LocalSystem:
     def stop(self) -> None:
         """Stop delivery, the functions, and the emulator if this system started it."""
         self._stopping.set()
-        if self._pump is not None:
-            self._pump.stop(timeout=15)
+        self.stop_delivery()
         for fn in self.functions.values():  # all at once: each may take seconds to exit
             fn.wanted = False
             fn.terminate()

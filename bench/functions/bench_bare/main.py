@@ -7,4 +7,4 @@ from fn_counter import hit
 
 @functions_framework.cloud_event
 def bench_bare(cloud_event: CloudEvent) -> None:
-    hit()
+    hit(cloud_event["id"])  # functions-framework makes the Pub/Sub message id the event's id

@@ -4,7 +4,7 @@ import functions_framework
 from fn_counter import hit
 from topologies import HTTP_KIT
 
-from shared import consumer
+from shared import Delivery, consumer
 from shared.system.events import PostLiked
 
 app = consumer(HTTP_KIT, "bench_kit")
@@ -12,5 +12,5 @@ app = consumer(HTTP_KIT, "bench_kit")
 
 @functions_framework.http
 @app.handler
-def bench_kit(event: PostLiked) -> None:
-    hit()
+def bench_kit(event: PostLiked, delivery: Delivery) -> None:
+    hit(delivery.message_id)

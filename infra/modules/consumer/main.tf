@@ -31,6 +31,10 @@ locals {
   # A new archive hash is a new object name, hence a new build and deployment.
   archive_hash = fileexists(var.archive_path) ? filesha256(var.archive_path) : null
 
+  # functions-framework serves THREADS requests at once; GCP recommends as many as the
+  # declared concurrency. Set first: a THREADS the deployment sets itself wins.
+  function_threads = { THREADS = tostring(var.function.concurrency) }
+
   # Set last so that neither the topology nor var.environment can point a function at another
   # project or store, or at a trace exporter its account holds no role for.
   managed_environment = merge(
@@ -191,15 +195,19 @@ resource "google_cloudfunctions2_function" "this" {
     }
   }
 
+  # More than one request at a time needs a whole vCPU (available_cpu); null keeps the default
+  # that follows the memory.
   service_config {
-    available_memory               = var.function.memory
-    timeout_seconds                = var.function.timeout_seconds
-    max_instance_count             = var.function.max_instances
-    min_instance_count             = var.function.min_instances
-    service_account_email          = google_service_account.function.email
-    ingress_settings               = var.ingress_settings
-    all_traffic_on_latest_revision = true
-    environment_variables          = merge(var.environment, var.function.environment, local.managed_environment)
+    available_memory                 = var.function.memory
+    timeout_seconds                  = var.function.timeout_seconds
+    max_instance_count               = var.function.max_instances
+    min_instance_count               = var.function.min_instances
+    max_instance_request_concurrency = var.function.concurrency
+    available_cpu                    = var.function.concurrency > 1 ? "1" : null
+    service_account_email            = google_service_account.function.email
+    ingress_settings                 = var.ingress_settings
+    all_traffic_on_latest_revision   = true
+    environment_variables            = merge(local.function_threads, var.environment, var.function.environment, local.managed_environment)
   }
 
   # The first requests must find Firestore (and Cloud Trace) access in place.

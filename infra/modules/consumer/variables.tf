@@ -22,6 +22,7 @@ variable "function" {
     timeout_seconds = number
     max_instances   = number
     min_instances   = optional(number, 0)
+    concurrency     = optional(number, 1)
     environment     = optional(map(string), {})
     publishes_to    = optional(list(string), [])
     uses_store      = optional(bool, false)
@@ -45,6 +46,11 @@ variable "function" {
   validation {
     condition     = var.function.min_instances >= 0 && var.function.min_instances <= var.function.max_instances
     error_message = "function.min_instances must be between 0 and function.max_instances."
+  }
+
+  validation {
+    condition     = var.function.concurrency >= 1 && var.function.concurrency <= 1000 && floor(var.function.concurrency) == var.function.concurrency
+    error_message = "function.concurrency (requests one instance handles at once) must be a whole number 1-1000."
   }
 }
 
