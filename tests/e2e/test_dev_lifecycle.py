@@ -145,9 +145,8 @@ def test_a_taken_port_names_the_process_that_holds_it(tmp_path) -> None:
 def test_a_local_system_stopped_and_started_again_delivers(project, tmp_path) -> None:
     """Stopped, a LocalSystem nacked everything it was then given, also after a new start.
 
-    Delivered here by hand, not through the emulator: after a restart on the same project the
-    emulator keeps leasing to the streams it never closed (DESIGN.md), which delays a published
-    message by a minute or more whatever the runtime does.
+    Delivered here by hand, not through the emulator, so the test is about the runtime's state
+    after a restart and nothing else (the emulator's leases to earlier pulls cannot delay it).
     """
     url = f"sqlite:///{tmp_path / 'state.db'}"
     system = LocalSystem(TOPOLOGY, project=project, store_url=url, port_base=0,
