@@ -111,8 +111,9 @@ def order_gates(topology: Topology, subscriptions: Iterable[str]) -> dict[str, O
 class SubscriptionPump:
     """Streams several subscriptions into callbacks that answer ack (True) or nack (False).
 
-    The machinery under :class:`PullWorker` and the local runtime's HTTP delivery. A
-    subscriber client passed in belongs to the caller; one made here is closed by :meth:`stop`.
+    The machinery under :class:`PullWorker` (the local runtime has a pull loop of its own,
+    :mod:`shared.tools.local_pull`). A subscriber client passed in belongs to the caller; one
+    made here is closed by :meth:`stop`.
     """
 
     def __init__(
