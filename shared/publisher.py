@@ -244,12 +244,12 @@ class Publisher:
                 )
             sender = self._sender.get()
             message = sender.message(data=data, attributes=attributes)
+            future = PublishFuture(topic, envelope.id, monotonic() + self.settings.timeout, span)
+            sender.batcher.add(path, message, future)
         except BaseException as exc:
             _end_span(span, None, exc)
             raise
-        future = PublishFuture(topic, envelope.id, monotonic() + self.settings.timeout, span)
-        self._track(future)
-        sender.batcher.add(path, message, future)
+        self._track(future)  # settled already, perhaps: the watcher drops what is done
         return future
 
     def _publish_ordered(
