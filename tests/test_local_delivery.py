@@ -320,9 +320,9 @@ def test_the_messages_of_a_key_go_one_at_a_time_in_order_through_a_failure(proje
     failed: list[str] = []
 
     def answer(raw: RawMessage) -> bool:
-        # The handler's work, not a wait: an interval in which a second message of the same
-        # key would arrive (and be caught as an overlap) if the runtime allowed it.
-        time.sleep(0.05)
+        # The handler's work, not a wait for a condition: while it runs, a second message of
+        # the same key would arrive (and be caught as an overlap) if the runtime allowed it.
+        time.sleep(0.05)  # handler work: the interval an overlap would show in
         if post_id(raw) == "a-0" and not failed:
             failed.append("a-0")
             return False  # comes back after the backoff; the rest of "a" must wait for it
